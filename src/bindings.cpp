@@ -1,0 +1,252 @@
+// Every // [[Rcpp::export]] of moegate: conversions between R lists and the
+// C++ structs, nothing else. R validates all inputs before calling these.
+#include "em.h"
+#include "lsq.h"
+#include <RcppEigen.h>
+
+using namespace moegate;
+using Rcpp::List;
+using Rcpp::Named;
+
+namespace {
+
+GateSpec gate_spec_from(const List& s, const List& control) {
+  GateSpec g;
+  g.score = Rcpp::as<std::string>(s["score"]);
+  g.activation = Rcpp::as<std::string>(s["activation"]);
+  g.normaliser = Rcpp::as<std::string>(s["normalizer"]);
+  g.transform = Rcpp::as<std::string>(s["transform"]);
+  g.eps_w = Rcpp::as<double>(s["eps_w"]);
+  g.eps_u = Rcpp::as<double>(s["eps_u"]);
+  g.intercept_inside = Rcpp::as<std::string>(s["intercept"]) == "inside";
+  g.estimate_tau = Rcpp::as<bool>(s["estimate_tau"]);
+  if (control.containsElementNamed("gate_maxit")) g.gate_maxit = Rcpp::as<int>(control["gate_maxit"]);
+  if (control.containsElementNamed("gate_tol")) g.gate_tol = Rcpp::as<double>(control["gate_tol"]);
+  return g;
+}
+
+ExpertSpec expert_spec_from(const List& s, const List& control) {
+  ExpertSpec e;
+  e.family = Rcpp::as<std::string>(s["family"]);
+  e.activation = Rcpp::as<std::string>(s["activation"]);
+  e.var_floor = Rcpp::as<double>(s["var_floor"]);
+  e.n_classes = Rcpp::as<int>(s["n_classes"]);
+  if (control.containsElementNamed("expert_maxit"))
+    e.expert_maxit = Rcpp::as<int>(control["expert_maxit"]);
+  if (control.containsElementNamed("expert_tol"))
+    e.expert_tol = Rcpp::as<double>(control["expert_tol"]);
+  return e;
+}
+
+GateParams gate_params_from(const List& p) {
+  GateParams g;
+  g.W = Rcpp::as<MatrixXd>(p["W"]);
+  g.b0 = Rcpp::as<VectorXd>(p["b0"]);
+  g.log_tau = std::log(Rcpp::as<double>(p["tau"]));
+  return g;
+}
+
+List gate_params_to(const GateParams& g) {
+  return List::create(Named("W") = g.W, Named("b0") = g.b0, Named("tau") = std::exp(g.log_tau));
+}
+
+ExpertParams expert_params_from(const List& p) {
+  ExpertParams e;
+  e.coef = Rcpp::as<MatrixXd>(p["coef"]);
+  e.sigma2 = Rcpp::as<VectorXd>(p["sigma2"]);
+  return e;
+}
+
+List expert_params_to(const ExpertParams& e) {
+  return List::create(Named("coef") = e.coef, Named("sigma2") = e.sigma2);
+}
+
+// The gate input u = M(z); the identity transform uses Z in place.
+CMat gate_input(const std::string& id, const CMat& Z, MatrixXd& store) {
+  if (id == "identity") return Z;
+  store = apply_transform(id, Z);
+  return store;
+}
+
+int nthreads_from(const List& control) {
+  return control.containsElementNamed("nthreads") ? Rcpp::as<int>(control["nthreads"]) : 1;
+}
+
+}  // namespace
+
+// [[Rcpp::export]]
+Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y,
+                      const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
+                      const List expert_spec, const List gate_params, const List expert_params,
+                      const Eigen::Map<Eigen::MatrixXd> R0, const List control) {
+  const int nt = nthreads_from(control);
+  const GateSpec gs = gate_spec_from(gate_spec, control);
+  const ExpertSpec es = expert_spec_from(expert_spec, control);
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  const Index k = Rcpp::as<MatrixXd>(gate_params["W"]).cols();
+  Gate gate(gs, U.cols(), k);
+  std::unique_ptr<Expert> expert = make_expert(es, X.cols(), k);
+  EmControl ctl;
+  ctl.tol = Rcpp::as<double>(control["tol"]);
+  ctl.maxit = Rcpp::as<int>(control["maxit"]);
+  ctl.nthreads = nt;
+  const int trace = control.containsElementNamed("trace") ? Rcpp::as<int>(control["trace"]) : 0;
+  auto between = [trace](int it, double ll) {
+    if (trace > 0 && it % trace == 0) Rprintf("  iteration %5d  log-likelihood %.10g\n", it, ll);
+    Rcpp::checkUserInterrupt();
+  };
+  EmResult res = em_fit(gate, *expert, X, Y, U, gate_params_from(gate_params),
+                        expert_params_from(expert_params), R0, ctl, between);
+  Rcpp::LogicalVector floor(k);
+  for (Index i = 0; i < k; ++i) floor[i] = expert->floor_binds(res.expert, i);
+  return List::create(Named("gate") = gate_params_to(res.gate),
+                      Named("expert") = expert_params_to(res.expert),
+                      Named("loglik") = res.loglik, Named("trace") = res.trace,
+                      Named("iter") = res.iter, Named("converged") = res.converged,
+                      Named("decreased") = res.decreased, Named("status") = res.status,
+                      Named("posterior") = res.posterior, Named("floor_binds") = floor);
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y,
+                       const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
+                       const std::string activation, const List gate_params,
+                       const Eigen::Map<Eigen::MatrixXd> coef, const List control) {
+  const GateSpec gs = gate_spec_from(gate_spec, control);
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  const Index k = coef.cols();
+  Gate gate(gs, U.cols(), k);
+  LsqControl ctl;
+  ctl.tol = Rcpp::as<double>(control["tol"]);
+  ctl.maxit = Rcpp::as<int>(control["maxit"]);
+  ctl.nthreads = nthreads_from(control);
+  LsqResult res = lsq_fit(gate, activation, X, Y, U, gate_params_from(gate_params), coef, ctl);
+  return List::create(Named("gate") = gate_params_to(res.gate), Named("coef") = res.coef,
+                      Named("rss") = res.rss, Named("iter") = res.iter,
+                      Named("converged") = res.converged, Named("message") = res.message);
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_gate_forward(const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
+                            const List gate_params, int nthreads) {
+  const GateSpec gs = gate_spec_from(gate_spec, List());
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  const GateParams gp = gate_params_from(gate_params);
+  Gate gate(gs, U.cols(), gp.W.cols());
+  GateCache c;
+  gate.forward(U, gp, c, nthreads);
+  return List::create(Named("input") = U, Named("logits") = c.H,
+                      Named("log_weights") = c.logG);
+}
+
+// The gate's EM objective sum R log G at packed parameters theta (NULL: the
+// packing of gate_params), with its analytic gradient.
+// [[Rcpp::export]]
+Rcpp::List cpp_gate_objective(const Eigen::Map<Eigen::MatrixXd> Z,
+                              const Eigen::Map<Eigen::MatrixXd> R, const List gate_spec,
+                              const List gate_params, Rcpp::Nullable<Rcpp::NumericVector> theta,
+                              int nthreads) {
+  const GateSpec gs = gate_spec_from(gate_spec, List());
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  GateParams gp = gate_params_from(gate_params);
+  Gate gate(gs, U.cols(), gp.W.cols());
+  if (theta.isNotNull()) gp = gate.unpack(Rcpp::as<VectorXd>(theta.get()), gp);
+  VectorXd grad;
+  const double f = gate.em_objective(U, R, gp, &grad, nthreads);
+  return List::create(Named("value") = f, Named("gradient") = grad,
+                      Named("theta") = gate.pack(gp), Named("params") = gate_params_to(gp));
+}
+
+// One gate M-step from gate_params given responsibilities R.
+// [[Rcpp::export]]
+Rcpp::List cpp_gate_mstep(const Eigen::Map<Eigen::MatrixXd> Z, const Eigen::Map<Eigen::MatrixXd> R,
+                          const List gate_spec, const List gate_params, const List control) {
+  const GateSpec gs = gate_spec_from(gate_spec, control);
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  GateParams gp = gate_params_from(gate_params);
+  Gate gate(gs, U.cols(), gp.W.cols());
+  const double f = gate.mstep(U, R, gp, nthreads_from(control));
+  return List::create(Named("value") = f, Named("params") = gate_params_to(gp));
+}
+
+// Log-likelihood and its gradient at packed parameters theta (NULL: packing of
+// the given parameters). Gate parameters come first, then expert parameters.
+// [[Rcpp::export]]
+Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y,
+                      const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
+                      const List expert_spec, const List gate_params, const List expert_params,
+                      Rcpp::Nullable<Rcpp::NumericVector> theta, bool gradient, int nthreads) {
+  const GateSpec gs = gate_spec_from(gate_spec, List());
+  const ExpertSpec es = expert_spec_from(expert_spec, List());
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  GateParams gp = gate_params_from(gate_params);
+  ExpertParams ep = expert_params_from(expert_params);
+  const Index k = gp.W.cols();
+  Gate gate(gs, U.cols(), k);
+  std::unique_ptr<Expert> expert = make_expert(es, X.cols(), k);
+  if (theta.isNotNull()) {
+    const VectorXd th = Rcpp::as<VectorXd>(theta.get());
+    const Index ng = gate.n_par();
+    if (th.size() != ng + expert->n_par()) Rcpp::stop("theta has the wrong length");
+    gp = gate.unpack(th.head(ng), gp);
+    ep = expert->unpack(th.tail(expert->n_par()), ep);
+  }
+  VectorXd grad;
+  const double ll = loglik_gradient(gate, *expert, X, Y, U, gp, ep,
+                                    gradient ? &grad : nullptr, nthreads);
+  MatrixXd R;
+  e_step(gate, *expert, X, Y, U, gp, ep, R, nthreads);
+  VectorXd th(gate.n_par() + expert->n_par());
+  th << gate.pack(gp), expert->pack(ep);
+  MatrixXd logF;
+  expert->log_density(X, Y, ep, logF, nthreads);
+  return List::create(Named("loglik") = ll, Named("gradient") = grad, Named("theta") = th,
+                      Named("n_gate") = gate.n_par(), Named("posterior") = R,
+                      Named("log_density") = logF, Named("gate") = gate_params_to(gp),
+                      Named("expert") = expert_params_to(ep));
+}
+
+// Residual sum of squares of a regression-function MoE and its gradient.
+// [[Rcpp::export]]
+Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X,
+                             const Eigen::Map<Eigen::MatrixXd> Y,
+                             const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
+                             const std::string activation, const List gate_params,
+                             const Eigen::Map<Eigen::MatrixXd> coef,
+                             Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads) {
+  const GateSpec gs = gate_spec_from(gate_spec, List());
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  GateParams gp = gate_params_from(gate_params);
+  MatrixXd cf = coef;
+  Gate gate(gs, U.cols(), gp.W.cols());
+  LsqProblem prob(gate, activation, X, Y, U, nthreads);
+  VectorXd th = theta.isNotNull() ? Rcpp::as<VectorXd>(theta.get()) : prob.pack(gp, cf);
+  if (th.size() != prob.n_par()) Rcpp::stop("theta has the wrong length");
+  VectorXd grad;
+  const double f = prob.rss(th, &grad);
+  prob.unpack(th, gp, cf);
+  return List::create(Named("value") = f, Named("gradient") = grad, Named("theta") = th,
+                      Named("gate") = gate_params_to(gp), Named("coef") = cf);
+}
+
+// n x k log-densities and, for Gaussian experts, n x k means.
+// [[Rcpp::export]]
+Rcpp::List cpp_expert_eval(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y,
+                           const List expert_spec, const List expert_params, int nthreads) {
+  const ExpertSpec es = expert_spec_from(expert_spec, List());
+  const ExpertParams ep = expert_params_from(expert_params);
+  const Index k = es.family == "multinomial" ? ep.coef.cols() / (es.n_classes - 1) : ep.coef.cols();
+  std::unique_ptr<Expert> expert = make_expert(es, X.cols(), k);
+  MatrixXd logF;
+  if (Y.rows() == X.rows()) expert->log_density(X, Y, ep, logF, nthreads);
+  MatrixXd Mu;
+  if (es.family == "gaussian") expert->mean(X, ep, Mu);
+  return List::create(Named("log_density") = logF, Named("mean") = Mu);
+}

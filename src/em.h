@@ -1,0 +1,48 @@
+// The EM driver for likelihood models and the full-likelihood evaluator used
+// for standard errors and gradient checks.
+#ifndef MOEGATE_EM_H
+#define MOEGATE_EM_H
+
+#include "expert.h"
+#include <functional>
+
+namespace moegate {
+
+struct EmControl {
+  double tol = 1e-8;   // relative log-likelihood change
+  int maxit = 1000;
+  int nthreads = 1;
+};
+
+struct EmResult {
+  GateParams gate;
+  ExpertParams expert;
+  double loglik = kNegInf;
+  std::vector<double> trace;  // log-likelihood after each E-step
+  int iter = 0;
+  bool converged = false;
+  bool decreased = false;     // a decrease beyond rounding was seen (never expected)
+  std::string status = "ok";  // "ok" | "numerical_failure"
+  MatrixXd posterior;         // n x k responsibilities at the returned parameters
+};
+
+// Log-likelihood, posterior and log-weights at given parameters.
+double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+              const CMat& U, const GateParams& gp, const ExpertParams& ep, MatrixXd& R,
+              int nthreads, GateCache* cache_out = nullptr);
+
+// EM from given parameters; when `R0` has rows, a first M-step is taken from
+// those responsibilities instead. `between` is called after every iteration
+// with (iteration, log-likelihood) and may throw to abort (user interrupt).
+EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                const CMat& U, GateParams gp, ExpertParams ep, const CMat& R0,
+                const EmControl& ctl, const std::function<void(int, double)>& between);
+
+// Log-likelihood and its gradient wrt the packed (gate, expert) parameters.
+double loglik_gradient(const Gate& gate, const Expert& expert, const CMat& X,
+                       const CMat& Y, const CMat& U, const GateParams& gp,
+                       const ExpertParams& ep, VectorXd* grad, int nthreads);
+
+}  // namespace moegate
+
+#endif

@@ -1,0 +1,290 @@
+#include "expert.h"
+#include <optimization/LBFGS.h>
+#include <stdexcept>
+
+namespace moegate {
+
+namespace {
+
+const double kLog2Pi = 1.8378770664093453;
+
+// Experts whose total responsibility is this small keep their parameters:
+// the M-step has nothing to estimate them from.
+const double kMinWeight = 1e-8;
+
+class GaussianExpert : public Expert {
+ public:
+  GaussianExpert(const ExpertSpec& spec, Index p, Index k)
+      : spec_(spec), p_(p), k_(k), act_(make_activation(spec.activation)) {}
+
+  Index n_par() const override { return k_ * (p_ + 1); }
+
+  VectorXd pack(const ExpertParams& e) const override {
+    VectorXd theta(n_par());
+    for (Index i = 0; i < k_; ++i) theta.segment(i * p_, p_) = e.coef.col(i);
+    theta.tail(k_) = e.sigma2;
+    return theta;
+  }
+  ExpertParams unpack(const VectorXd& theta, const ExpertParams& templ) const override {
+    ExpertParams e = templ;
+    for (Index i = 0; i < k_; ++i) e.coef.col(i) = theta.segment(i * p_, p_);
+    e.sigma2 = theta.tail(k_);
+    return e;
+  }
+
+  void mean(const CMat& X, const ExpertParams& e, MatrixXd& Mu) const override {
+    Mu.noalias() = X * e.coef;
+    if (!act_->is_identity()) Mu = Mu.unaryExpr([this](double v) { return act_->value(v); });
+  }
+
+  void log_density(const CMat& X, const CMat& Y, const ExpertParams& e,
+                   MatrixXd& logF, int nthreads) const override {
+    const Index n = X.rows();
+    logF.resize(n, k_);
+    const ArrayXd lconst = -0.5 * (kLog2Pi + e.sigma2.array().log());
+    const ArrayXd half_prec = 0.5 / e.sigma2.array();
+    parallel_blocks(n, nthreads, [&](Index lo, Index len) {
+      auto Fb = logF.middleRows(lo, len);
+      Fb.noalias() = X.middleRows(lo, len) * e.coef;
+      for (Index i = 0; i < k_; ++i)
+        for (Index r = 0; r < len; ++r) {
+          const double res = Y(lo + r, 0) - act_->value(Fb(r, i));
+          Fb(r, i) = lconst(i) - half_prec(i) * res * res;
+        }
+    });
+  }
+
+  void mstep(const CMat& X, const CMat& Y, const CMat& R, ExpertParams& e,
+             int nthreads) const override {
+    const Index n = X.rows();
+    const VectorXd wsum = R.colwise().sum().transpose();
+    if (act_->is_identity()) {
+      // Weighted least squares for all experts: acc = [X'R_i X | X'R_i y].
+      MatrixXd zero = MatrixXd::Zero(p_, k_ * (p_ + 1));
+      MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
+        const auto Xb = X.middleRows(lo, len);
+        MatrixXd WX(len, p_);
+        for (Index i = 0; i < k_; ++i) {
+          const auto w = R.col(i).segment(lo, len).array();
+          WX = Xb.array().colwise() * w;
+          a.block(0, i * (p_ + 1), p_, p_).noalias() += WX.transpose() * Xb;
+          a.col(i * (p_ + 1) + p_).noalias() += WX.transpose() * Y.col(0).segment(lo, len);
+        }
+      });
+      for (Index i = 0; i < k_; ++i) {
+        if (wsum(i) < kMinWeight) continue;
+        const MatrixXd A = acc.block(0, i * (p_ + 1), p_, p_);
+        Eigen::LDLT<MatrixXd> ldlt(A);
+        const double scale = std::max(A.diagonal().cwiseAbs().maxCoeff(), 1e-300);
+        if (ldlt.info() != Eigen::Success || !ldlt.isPositive() ||
+            ldlt.vectorD().minCoeff() <= 1e-12 * scale)
+          continue;  // too little spread in this expert's data: keep its coefficients
+        const VectorXd a = ldlt.solve(acc.col(i * (p_ + 1) + p_));
+        if (a.allFinite()) e.coef.col(i) = a;
+      }
+    } else {
+      for (Index i = 0; i < k_; ++i) {
+        if (wsum(i) < kMinWeight) continue;
+        fit_activated(X, Y, R.col(i), wsum(i), e, i, nthreads);
+      }
+    }
+    update_variances(X, Y, R, wsum, e, nthreads);
+  }
+
+  VectorXd gradient(const CMat& X, const CMat& Y, const CMat& R,
+                    const ExpertParams& e, int nthreads) const override {
+    const Index n = X.rows();
+    // Columns 0..k-1: coefficient gradients; row p of column i: d/d sigma2_i.
+    MatrixXd zero = MatrixXd::Zero(p_ + 1, k_);
+    MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
+      const auto Xb = X.middleRows(lo, len);
+      const MatrixXd eta = Xb * e.coef;
+      MatrixXd f(len, k_);
+      for (Index i = 0; i < k_; ++i) {
+        double ds = 0.0;
+        for (Index r = 0; r < len; ++r) {
+          const double res = Y(lo + r, 0) - act_->value(eta(r, i));
+          const double w = R(lo + r, i);
+          f(r, i) = w * res / e.sigma2(i) * act_->deriv(eta(r, i));
+          ds += w * (-0.5 / e.sigma2(i) + 0.5 * res * res / (e.sigma2(i) * e.sigma2(i)));
+        }
+        a(p_, i) += ds;
+      }
+      a.topRows(p_).noalias() += Xb.transpose() * f;
+    });
+    ExpertParams g;
+    g.coef = acc.topRows(p_);
+    g.sigma2 = acc.row(p_).transpose();
+    return pack(g);
+  }
+
+  bool floor_binds(const ExpertParams& e, Index i) const override {
+    return e.sigma2(i) <= spec_.var_floor * (1 + 1e-12);
+  }
+
+ private:
+  void update_variances(const CMat& X, const CMat& Y, const CMat& R,
+                        const VectorXd& wsum, ExpertParams& e, int nthreads) const {
+    VectorXd zero = VectorXd::Zero(k_);
+    VectorXd ss = block_sum<VectorXd>(X.rows(), nthreads, zero, [&](Index lo, Index len, VectorXd& a) {
+      const MatrixXd eta = X.middleRows(lo, len) * e.coef;
+      for (Index i = 0; i < k_; ++i)
+        for (Index r = 0; r < len; ++r) {
+          const double res = Y(lo + r, 0) - act_->value(eta(r, i));
+          a(i) += R(lo + r, i) * res * res;
+        }
+    });
+    for (Index i = 0; i < k_; ++i) {
+      if (wsum(i) < kMinWeight) continue;
+      const double v = ss(i) / wsum(i);
+      e.sigma2(i) = std::isfinite(v) ? std::max(v, spec_.var_floor) : e.sigma2(i);
+    }
+  }
+
+  // Weighted non-linear least squares for an activated mean, by L-BFGS from
+  // the current coefficients; the best point seen is kept.
+  void fit_activated(const CMat& X, const CMat& Y, const VectorXd& w, double wsum,
+                     ExpertParams& e, Index i, int nthreads) const {
+    struct Obj {
+      const GaussianExpert& self;
+      const CMat& X;
+      const CMat& Y;
+      const VectorXd& w;
+      double wsum;
+      int nthreads;
+      double best_f;
+      VectorXd best_x;
+      double operator()(const VectorXd& a, VectorXd& grad) {
+        const Index p = X.cols();
+        VectorXd zero = VectorXd::Zero(p + 1);
+        VectorXd acc = block_sum<VectorXd>(X.rows(), nthreads, zero,
+                                           [&](Index lo, Index len, VectorXd& s) {
+          const VectorXd eta = X.middleRows(lo, len) * a;
+          VectorXd f(len);
+          for (Index r = 0; r < len; ++r) {
+            const double res = Y(lo + r, 0) - self.act_->value(eta(r));
+            s(p) += w(lo + r) * res * res;
+            f(r) = -2.0 * w(lo + r) * res * self.act_->deriv(eta(r));
+          }
+          s.head(p).noalias() += X.middleRows(lo, len).transpose() * f;
+        });
+        const double fval = acc(p) / wsum;
+        grad = acc.head(p) / wsum;
+        if (!std::isfinite(fval) || !grad.allFinite()) {
+          grad.setZero();
+          return std::numeric_limits<double>::infinity();
+        }
+        if (fval < best_f) { best_f = fval; best_x = a; }
+        return fval;
+      }
+    };
+    VectorXd a = e.coef.col(i);
+    Obj obj{*this, X, Y, w, wsum, nthreads, std::numeric_limits<double>::infinity(), a};
+    VectorXd g0;
+    const double f0 = obj(a, g0);
+    if (!std::isfinite(f0) || g0.norm() == 0) return;
+    LBFGSpp::LBFGSParam<double> param;
+    param.epsilon = 1e-8;
+    param.epsilon_rel = 1e-8;
+    param.past = 1;
+    param.delta = spec_.expert_tol;
+    param.max_iterations = spec_.expert_maxit;
+    param.max_linesearch = 40;
+    LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
+    double fx;
+    try {
+      solver.minimize(obj, a, fx);
+    } catch (const std::exception&) {
+      // keep the best point seen
+    }
+    if (obj.best_f <= f0) e.coef.col(i) = obj.best_x;
+  }
+
+  ExpertSpec spec_;
+  Index p_, k_;
+  std::unique_ptr<Activation> act_;
+};
+
+class MultinomialExpert : public Expert {
+ public:
+  MultinomialExpert(const ExpertSpec& spec, Index p, Index k)
+      : spec_(spec), p_(p), k_(k), km1_(spec.n_classes - 1) {
+    if (spec.n_classes < 2) throw std::invalid_argument("multinomial expert needs >= 2 classes");
+  }
+
+  Index n_par() const override { return k_ * p_ * km1_; }
+  VectorXd pack(const ExpertParams& e) const override {
+    return Eigen::Map<const VectorXd>(e.coef.data(), e.coef.size());
+  }
+  ExpertParams unpack(const VectorXd& theta, const ExpertParams& templ) const override {
+    ExpertParams e = templ;
+    e.coef = Eigen::Map<const MatrixXd>(theta.data(), p_, k_ * km1_);
+    return e;
+  }
+
+  void mean(const CMat&, const ExpertParams&, MatrixXd&) const override {
+    throw std::invalid_argument("multinomial experts have no regression function");
+  }
+
+  void log_density(const CMat& X, const CMat& Y, const ExpertParams& e,
+                   MatrixXd& logF, int nthreads) const override {
+    const Index n = X.rows();
+    logF.resize(n, k_);
+    parallel_blocks(n, nthreads, [&](Index lo, Index len) {
+      const MatrixXd eta = X.middleRows(lo, len) * e.coef;
+      for (Index i = 0; i < k_; ++i) {
+        for (Index r = 0; r < len; ++r) {
+          double m = 0.0;  // reference class logit
+          for (Index c = 0; c < km1_; ++c) m = std::max(m, eta(r, i * km1_ + c));
+          double s = std::exp(-m);
+          double picked = 0.0;
+          for (Index c = 0; c < km1_; ++c) {
+            const double v = eta(r, i * km1_ + c);
+            s += std::exp(v - m);
+            picked += Y(lo + r, c) * v;
+          }
+          logF(lo + r, i) = picked - m - std::log(s);
+        }
+      }
+    });
+  }
+
+  void mstep(const CMat& X, const CMat& Y, const CMat& R, ExpertParams& e,
+             int nthreads) const override {
+    for (Index i = 0; i < k_; ++i) {
+      if (R.col(i).sum() < kMinWeight) continue;
+      const MatrixXd T = Y.array().colwise() * R.col(i).array();
+      MatrixXd B = e.coef.middleCols(i * km1_, km1_);
+      multinom_newton(X, T, B, spec_.expert_maxit, spec_.expert_tol, nthreads);
+      if (B.allFinite()) e.coef.middleCols(i * km1_, km1_) = B;
+    }
+  }
+
+  VectorXd gradient(const CMat& X, const CMat& Y, const CMat& R,
+                    const ExpertParams& e, int nthreads) const override {
+    ExpertParams g = e;
+    for (Index i = 0; i < k_; ++i) {
+      const MatrixXd T = Y.array().colwise() * R.col(i).array();
+      MatrixXd gi;
+      multinom_objective(X, T, e.coef.middleCols(i * km1_, km1_), nthreads, &gi);
+      g.coef.middleCols(i * km1_, km1_) = gi;
+    }
+    return pack(g);
+  }
+
+ private:
+  ExpertSpec spec_;
+  Index p_, k_, km1_;
+};
+
+}  // namespace
+
+std::unique_ptr<Expert> make_expert(const ExpertSpec& spec, Index p, Index k) {
+  if (spec.family == "gaussian") return std::unique_ptr<Expert>(new GaussianExpert(spec, p, k));
+  if (spec.family == "multinomial")
+    return std::unique_ptr<Expert>(new MultinomialExpert(spec, p, k));
+  throw std::invalid_argument("unknown expert family '" + spec.family +
+                              "'; valid: gaussian, multinomial");
+}
+
+}  // namespace moegate

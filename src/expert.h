@@ -1,0 +1,52 @@
+// Experts: Gaussian with a linear or activated mean, and multinomial
+// logistic. Each works on whole matrices for all k experts at once.
+#ifndef MOEGATE_EXPERT_H
+#define MOEGATE_EXPERT_H
+
+#include "gate.h"
+
+namespace moegate {
+
+// coef: p x k (Gaussian) or p x (k (K - 1)) (multinomial: expert i owns the
+// columns [i (K-1), (i+1) (K-1)); the last class is the reference).
+// sigma2: k variances (Gaussian; unused for multinomial).
+struct ExpertParams {
+  MatrixXd coef;
+  VectorXd sigma2;
+};
+
+struct ExpertSpec {
+  std::string family = "gaussian";  // "gaussian" | "multinomial"
+  std::string activation = "identity";
+  double var_floor = 0.0;  // absolute variance floor
+  int n_classes = 0;       // K for multinomial
+  int expert_maxit = 25;   // inner iterations (Newton / L-BFGS) per M-step
+  double expert_tol = 1e-10;
+};
+
+class Expert {
+ public:
+  virtual ~Expert() {}
+  // n x k matrix of log f_i(y_n | x_n).
+  virtual void log_density(const CMat& X, const CMat& Y, const ExpertParams& p,
+                           MatrixXd& logF, int nthreads) const = 0;
+  // Improve sum_ni R_ni log f_i over the expert parameters.
+  virtual void mstep(const CMat& X, const CMat& Y, const CMat& R,
+                     ExpertParams& p, int nthreads) const = 0;
+  // Gradient of sum_ni R_ni log f_i wrt the packed parameters.
+  virtual VectorXd gradient(const CMat& X, const CMat& Y, const CMat& R,
+                            const ExpertParams& p, int nthreads) const = 0;
+  // n x k regression function (mean of y for Gaussian experts).
+  virtual void mean(const CMat& X, const ExpertParams& p, MatrixXd& Mu) const = 0;
+  virtual Index n_par() const = 0;
+  virtual VectorXd pack(const ExpertParams& p) const = 0;
+  virtual ExpertParams unpack(const VectorXd& theta, const ExpertParams& templ) const = 0;
+  // True when the variance floor binds for expert i.
+  virtual bool floor_binds(const ExpertParams&, Index) const { return false; }
+};
+
+std::unique_ptr<Expert> make_expert(const ExpertSpec& spec, Index p, Index k);
+
+}  // namespace moegate
+
+#endif

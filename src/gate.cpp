@@ -1,0 +1,466 @@
+#include "gate.h"
+#include <optimization/LBFGS.h>
+#include <stdexcept>
+
+namespace moegate {
+
+// ---- scores -------------------------------------------------------------------
+
+namespace {
+
+class InnerScore : public Score {
+ public:
+  void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
+               MatrixXd& S) const override {
+    S.middleRows(lo, len).noalias() = U.middleRows(lo, len) * W;
+  }
+  void backward(const CMat& U, const MatrixXd&, const MatrixXd&, const MatrixXd& dS,
+                Index lo, Index len, MatrixXd& dW) const override {
+    dW.noalias() += U.middleRows(lo, len).transpose() * dS.middleRows(lo, len);
+  }
+  bool translation_invariant() const override { return true; }
+};
+
+// Cosine and perturbed cosine: s = w'u / ((||w|| + eps_w)(||u|| + eps_u)).
+// With eps = 0 a zero input gets score 0.
+class CosineScore : public Score {
+ public:
+  CosineScore(double eps_w, double eps_u) : eps_w_(eps_w), eps_u_(eps_u) {}
+  void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
+               MatrixXd& S) const override {
+    const ArrayXd dw = W.colwise().norm().transpose().array() + eps_w_;
+    const ArrayXd du = U.middleRows(lo, len).rowwise().norm().array() + eps_u_;
+    auto Sb = S.middleRows(lo, len);
+    Sb.noalias() = U.middleRows(lo, len) * W;
+    for (Index i = 0; i < W.cols(); ++i) {
+      for (Index r = 0; r < len; ++r) {
+        const double den = du(r) * safe(dw(i));
+        Sb(r, i) = du(r) > 0 ? Sb(r, i) / den : 0.0;
+      }
+    }
+  }
+  void backward(const CMat& U, const MatrixXd& W, const MatrixXd& S, const MatrixXd& dS,
+                Index lo, Index len, MatrixXd& dW) const override {
+    const VectorXd nw = W.colwise().norm().transpose();
+    const ArrayXd du = U.middleRows(lo, len).rowwise().norm().array() + eps_u_;
+    const auto Ub = U.middleRows(lo, len);
+    for (Index i = 0; i < W.cols(); ++i) {
+      const double dw = safe(nw(i) + eps_w_);
+      ArrayXd f(len);
+      double radial = 0.0;
+      for (Index r = 0; r < len; ++r) {
+        f(r) = du(r) > 0 ? dS(lo + r, i) / (du(r) * dw) : 0.0;
+        radial += dS(lo + r, i) * S(lo + r, i);
+      }
+      dW.col(i).noalias() += Ub.transpose() * f.matrix();
+      dW.col(i) -= (radial / (safe(nw(i)) * dw)) * W.col(i);
+    }
+  }
+
+ private:
+  static double safe(double x) { return x > 1e-150 ? x : 1e-150; }
+  double eps_w_, eps_u_;
+};
+
+// Euclidean scores: -||u - w||^2 (squared) or -||u - w||.
+class EuclideanScore : public Score {
+ public:
+  explicit EuclideanScore(bool squared) : squared_(squared) {}
+  void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
+               MatrixXd& S) const override {
+    const ArrayXd nw2 = W.colwise().squaredNorm().transpose().array();
+    const ArrayXd nu2 = U.middleRows(lo, len).rowwise().squaredNorm().array();
+    auto Sb = S.middleRows(lo, len);
+    Sb.noalias() = 2.0 * (U.middleRows(lo, len) * W);
+    for (Index i = 0; i < W.cols(); ++i) {
+      for (Index r = 0; r < len; ++r) {
+        const double d2 = std::max(nu2(r) + nw2(i) - Sb(r, i), 0.0);
+        Sb(r, i) = squared_ ? -d2 : -std::sqrt(d2);
+      }
+    }
+  }
+  void backward(const CMat& U, const MatrixXd& W, const MatrixXd& S, const MatrixXd& dS,
+                Index lo, Index len, MatrixXd& dW) const override {
+    const auto Ub = U.middleRows(lo, len);
+    for (Index i = 0; i < W.cols(); ++i) {
+      ArrayXd f(len);
+      for (Index r = 0; r < len; ++r) {
+        if (squared_) {
+          f(r) = 2.0 * dS(lo + r, i);
+        } else {
+          const double d = -S(lo + r, i);
+          f(r) = d > 1e-150 ? dS(lo + r, i) / d : 0.0;
+        }
+      }
+      dW.col(i).noalias() += Ub.transpose() * f.matrix();
+      dW.col(i) -= f.sum() * W.col(i);
+    }
+  }
+
+ private:
+  bool squared_;
+};
+
+// ---- activations ------------------------------------------------------------
+
+class IdentityAct : public Activation {
+ public:
+  double value(double x) const override { return x; }
+  double deriv(double) const override { return 1.0; }
+  bool is_identity() const override { return true; }
+};
+class TanhAct : public Activation {
+ public:
+  double value(double x) const override { return std::tanh(x); }
+  double deriv(double x) const override { const double t = std::tanh(x); return 1.0 - t * t; }
+};
+class SigmoidAct : public Activation {
+ public:
+  double value(double x) const override { return sigmoid(x); }
+  double deriv(double x) const override { return sigmoid(x) * sigmoid(-x); }
+};
+class LogSigmoidAct : public Activation {
+ public:
+  double value(double x) const override { return log_sigmoid(x); }
+  double deriv(double x) const override { return sigmoid(-x); }
+};
+class GeluAct : public Activation {
+ public:
+  double value(double x) const override { return x * Phi(x); }
+  double deriv(double x) const override {
+    return Phi(x) + x * std::exp(-0.5 * x * x) * 0.3989422804014327;
+  }
+ private:
+  static double Phi(double x) { return 0.5 * std::erfc(-x * 0.7071067811865476); }
+};
+class ReluAct : public Activation {
+ public:
+  double value(double x) const override { return x > 0 ? x : 0.0; }
+  double deriv(double x) const override { return x > 0 ? 1.0 : 0.0; }
+};
+
+// ---- normalisers ------------------------------------------------------------
+
+class SoftmaxNorm : public Normaliser {
+ public:
+  void log_weights(const MatrixXd& H, Index lo, Index len, MatrixXd& logG) const override {
+    VectorXd lse(H.rows());
+    log_sum_exp_rows(H, lo, len, lse);
+    logG.middleRows(lo, len) = H.middleRows(lo, len);
+    logG.middleRows(lo, len).colwise() -= lse.segment(lo, len);
+  }
+  double dfactor(double) const override { return 1.0; }
+  bool translation_invariant() const override { return true; }
+};
+
+// G_i = sigmoid(h_i) / sum_j sigmoid(h_j), i.e. a softmax of log-sigmoids.
+class NormSigmoidNorm : public Normaliser {
+ public:
+  void log_weights(const MatrixXd& H, Index lo, Index len, MatrixXd& logG) const override {
+    for (Index r = lo; r < lo + len; ++r)
+      for (Index j = 0; j < H.cols(); ++j) logG(r, j) = log_sigmoid(H(r, j));
+    VectorXd lse(H.rows());
+    log_sum_exp_rows(logG, lo, len, lse);
+    logG.middleRows(lo, len).colwise() -= lse.segment(lo, len);
+  }
+  double dfactor(double h) const override { return sigmoid(-h); }
+};
+
+class SigmoidNorm : public Normaliser {
+ public:
+  void log_weights(const MatrixXd& H, Index lo, Index len, MatrixXd& logG) const override {
+    for (Index r = lo; r < lo + len; ++r)
+      for (Index j = 0; j < H.cols(); ++j) logG(r, j) = log_sigmoid(H(r, j));
+  }
+  double dfactor(double h) const override { return sigmoid(-h); }
+  bool normalised() const override { return false; }
+};
+
+std::string join_ids(const char* const* ids, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) { if (i) out += ", "; out += ids[i]; }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Score> make_score(const std::string& id, double eps_w, double eps_u) {
+  if (id == "inner") return std::unique_ptr<Score>(new InnerScore());
+  if (id == "cosine") return std::unique_ptr<Score>(new CosineScore(0.0, 0.0));
+  if (id == "perturbed_cosine") return std::unique_ptr<Score>(new CosineScore(eps_w, eps_u));
+  if (id == "euclidean_sq") return std::unique_ptr<Score>(new EuclideanScore(true));
+  if (id == "euclidean") return std::unique_ptr<Score>(new EuclideanScore(false));
+  static const char* ids[] = {"inner", "cosine", "perturbed_cosine", "euclidean_sq", "euclidean"};
+  throw std::invalid_argument("unknown gate score '" + id + "'; valid: " + join_ids(ids, 5));
+}
+
+std::unique_ptr<Activation> make_activation(const std::string& id) {
+  if (id == "identity") return std::unique_ptr<Activation>(new IdentityAct());
+  if (id == "tanh") return std::unique_ptr<Activation>(new TanhAct());
+  if (id == "sigmoid") return std::unique_ptr<Activation>(new SigmoidAct());
+  if (id == "logsigmoid") return std::unique_ptr<Activation>(new LogSigmoidAct());
+  if (id == "gelu") return std::unique_ptr<Activation>(new GeluAct());
+  if (id == "relu") return std::unique_ptr<Activation>(new ReluAct());
+  static const char* ids[] = {"identity", "tanh", "sigmoid", "logsigmoid", "gelu", "relu"};
+  throw std::invalid_argument("unknown activation '" + id + "'; valid: " + join_ids(ids, 6));
+}
+
+std::unique_ptr<Normaliser> make_normaliser(const std::string& id) {
+  if (id == "softmax") return std::unique_ptr<Normaliser>(new SoftmaxNorm());
+  if (id == "normalized_sigmoid") return std::unique_ptr<Normaliser>(new NormSigmoidNorm());
+  if (id == "sigmoid") return std::unique_ptr<Normaliser>(new SigmoidNorm());
+  static const char* ids[] = {"softmax", "normalized_sigmoid", "sigmoid"};
+  throw std::invalid_argument("unknown normaliser '" + id + "'; valid: " + join_ids(ids, 3));
+}
+
+MatrixXd apply_transform(const std::string& id, const CMat& Z) {
+  if (id == "identity") return Z;
+  if (id == "tanh") return Z.array().tanh().matrix();
+  if (id == "sigmoid") return Z.unaryExpr([](double x) { return sigmoid(x); });
+  throw std::invalid_argument("unknown input transform '" + id +
+                              "'; valid: identity, tanh, sigmoid");
+}
+
+// ---- the gate -------------------------------------------------------------------
+
+Gate::Gate(const GateSpec& spec, Index q, Index k)
+    : spec_(spec), q_(q), k_(k),
+      score_(make_score(spec.score, spec.eps_w, spec.eps_u)),
+      act_(make_activation(spec.activation)),
+      norm_(make_normaliser(spec.normaliser)) {
+  // Adding c to every logit leaves the softmax unchanged: the intercepts
+  // carry this shift when it reaches the logits unchanged, the gate vectors
+  // too when the score is linear in w and no activation intervenes.
+  const bool inv = norm_->translation_invariant();
+  b_ref_ = inv && (!spec_.intercept_inside || act_->is_identity());
+  w_ref_ = inv && score_->translation_invariant() && act_->is_identity();
+}
+
+bool Gate::linear_softmax() const {
+  return spec_.score == "inner" && act_->is_identity() && spec_.normaliser == "softmax" &&
+         !spec_.estimate_tau;
+}
+
+Index Gate::n_par() const {
+  const Index kw = w_ref_ ? k_ - 1 : k_;
+  const Index kb = b_ref_ ? k_ - 1 : k_;
+  return q_ * kw + kb + (spec_.estimate_tau ? 1 : 0);
+}
+
+VectorXd Gate::pack(const GateParams& p) const {
+  VectorXd theta(n_par());
+  const Index kw = w_ref_ ? k_ - 1 : k_;
+  const Index kb = b_ref_ ? k_ - 1 : k_;
+  Index pos = 0;
+  for (Index i = 0; i < kw; ++i) { theta.segment(pos, q_) = p.W.col(i); pos += q_; }
+  theta.segment(pos, kb) = p.b0.head(kb);
+  pos += kb;
+  if (spec_.estimate_tau) theta(pos) = p.log_tau;
+  return theta;
+}
+
+GateParams Gate::unpack(const VectorXd& theta, const GateParams& templ) const {
+  GateParams p = templ;
+  const Index kw = w_ref_ ? k_ - 1 : k_;
+  const Index kb = b_ref_ ? k_ - 1 : k_;
+  Index pos = 0;
+  for (Index i = 0; i < kw; ++i) { p.W.col(i) = theta.segment(pos, q_); pos += q_; }
+  p.b0.head(kb) = theta.segment(pos, kb);
+  pos += kb;
+  if (spec_.estimate_tau) p.log_tau = theta(pos);
+  return p;
+}
+
+void Gate::normalise_reference(GateParams& p) const {
+  if (w_ref_ && k_ > 0) {
+    const VectorXd ref = p.W.col(k_ - 1);
+    // Shifting all w by the same vector shifts all logits by u'c / tau.
+    p.W.colwise() -= ref;
+  }
+  if (b_ref_ && k_ > 0) p.b0.array() -= p.b0(k_ - 1);
+}
+
+void Gate::forward(const CMat& U, const GateParams& p, GateCache& c, int nthreads) const {
+  const Index n = U.rows();
+  c.S.resize(n, k_);
+  c.H.resize(n, k_);
+  c.logG.resize(n, k_);
+  const double inv_tau = std::exp(-p.log_tau);
+  const bool inside = spec_.intercept_inside;
+  parallel_blocks(n, nthreads, [&](Index lo, Index len) {
+    score_->compute(U, p.W, lo, len, c.S);
+    auto Sb = c.S.middleRows(lo, len);
+    auto Hb = c.H.middleRows(lo, len);
+    if (inside) Sb.rowwise() += p.b0.transpose();
+    for (Index i = 0; i < k_; ++i)
+      for (Index r = 0; r < len; ++r) Hb(r, i) = act_->value(Sb(r, i)) * inv_tau;
+    if (!inside) Hb.rowwise() += p.b0.transpose();
+    norm_->log_weights(c.H, lo, len, c.logG);
+  });
+}
+
+VectorXd Gate::backward(const CMat& U, const GateParams& p, const GateCache& c,
+                        const MatrixXd& dH, int nthreads) const {
+  const Index n = U.rows();
+  const double inv_tau = std::exp(-p.log_tau);
+  const bool inside = spec_.intercept_inside;
+  // Rows 0..q-1: dW; row q: db0; row q+1, column 0: d log tau.
+  MatrixXd zero = MatrixXd::Zero(q_ + 2, k_);
+  MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
+    MatrixXd dS(len, k_);
+    MatrixXd raw(len, k_);
+    double dlt = 0.0;
+    for (Index i = 0; i < k_; ++i) {
+      for (Index r = 0; r < len; ++r) {
+        const double s = c.S(lo + r, i);
+        const double g = dH(lo + r, i);
+        // act(s)/tau = h - b0 (outside) or h (inside).
+        dlt -= g * (inside ? c.H(lo + r, i) : c.H(lo + r, i) - p.b0(i));
+        dS(r, i) = g * inv_tau * act_->deriv(s);
+        raw(r, i) = inside ? s - p.b0(i) : s;
+      }
+    }
+    a(q_ + 1, 0) += dlt;
+    if (inside) a.row(q_) += dS.colwise().sum();
+    else a.row(q_) += dH.middleRows(lo, len).colwise().sum();
+    // The score backward works on full-height matrices indexed by [lo, lo+len).
+    MatrixXd dW = MatrixXd::Zero(q_, k_);
+    score_->backward(U.middleRows(lo, len), p.W, raw, dS, 0, len, dW);
+    a.topRows(q_) += dW;
+  });
+  GateParams g;
+  g.W = acc.topRows(q_);
+  g.b0 = acc.row(q_).transpose();
+  g.log_tau = acc(q_ + 1, 0);
+  return pack(g);
+}
+
+void Gate::em_dlogits(const GateCache& c, const CMat& R, MatrixXd& dH, int nthreads) const {
+  const Index n = R.rows();
+  dH.resize(n, k_);
+  const bool normed = norm_->normalised();
+  parallel_blocks(n, nthreads, [&](Index lo, Index len) {
+    for (Index r = lo; r < lo + len; ++r) {
+      const double rs = normed ? R.row(r).sum() : 0.0;
+      for (Index i = 0; i < k_; ++i) {
+        const double f = norm_->dfactor(c.H(r, i));
+        dH(r, i) = normed ? f * (R(r, i) - rs * std::exp(c.logG(r, i))) : f * R(r, i);
+      }
+    }
+  });
+}
+
+void Gate::mean_dlogits(const GateCache& c, const CMat& Mu, MatrixXd& dH, int nthreads) const {
+  const Index n = Mu.rows();
+  dH.resize(n, k_);
+  const bool normed = norm_->normalised();
+  parallel_blocks(n, nthreads, [&](Index lo, Index len) {
+    for (Index r = lo; r < lo + len; ++r) {
+      double m = 0.0;
+      if (normed)
+        for (Index i = 0; i < k_; ++i) m += std::exp(c.logG(r, i)) * Mu(r, i);
+      for (Index i = 0; i < k_; ++i) {
+        const double G = std::exp(c.logG(r, i));
+        dH(r, i) = norm_->dfactor(c.H(r, i)) * G * (Mu(r, i) - m);
+      }
+    }
+  });
+}
+
+double Gate::em_objective(const CMat& U, const CMat& R, const GateParams& p,
+                          VectorXd* grad, int nthreads) const {
+  GateCache c;
+  forward(U, p, c, nthreads);
+  const double f = block_sum<double>(U.rows(), nthreads, 0.0, [&](Index lo, Index len, double& a) {
+    for (Index r = lo; r < lo + len; ++r)
+      for (Index i = 0; i < k_; ++i)
+        if (R(r, i) != 0) a += R(r, i) * c.logG(r, i);
+  });
+  if (grad) {
+    MatrixXd dH;
+    em_dlogits(c, R, dH, nthreads);
+    *grad = backward(U, p, c, dH, nthreads);
+  }
+  return f;
+}
+
+namespace {
+
+// L-BFGS objective: minimise -sum R log G / scale, remembering the best point
+// seen so that a failed line search never loses progress.
+struct GateLbfgsObjective {
+  const Gate& gate;
+  const CMat& U;
+  const CMat& R;
+  const GateParams& templ;
+  double scale;
+  int nthreads;
+  double best_f;
+  VectorXd best_x;
+  double operator()(const VectorXd& x, VectorXd& grad) {
+    GateParams p = gate.unpack(x, templ);
+    VectorXd g;
+    const double obj = gate.em_objective(U, R, p, &g, nthreads);
+    const double f = -obj / scale;
+    grad = -g / scale;
+    if (!std::isfinite(f) || !grad.allFinite()) {
+      grad.setZero();
+      return std::numeric_limits<double>::infinity();
+    }
+    if (f < best_f) { best_f = f; best_x = x; }
+    return f;
+  }
+};
+
+}  // namespace
+
+double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads) const {
+  if (k_ == 1) return 0.0;
+  normalise_reference(p);
+  if (linear_softmax()) {
+    // Newton on B = [b0; W] / tau scaled so the logits are Z B with Z = [1, U].
+    const double tau = std::exp(p.log_tau);
+    const Index n = U.rows();
+    MatrixXd Z(n, q_ + 1);
+    Z.col(0).setOnes();
+    Z.rightCols(q_) = U;
+    MatrixXd B(q_ + 1, k_ - 1);
+    for (Index i = 0; i < k_ - 1; ++i) {
+      B(0, i) = spec_.intercept_inside ? p.b0(i) / tau : p.b0(i);
+      B.col(i).tail(q_) = p.W.col(i) / tau;
+    }
+    NewtonResult nr = multinom_newton(Z, R, B, spec_.gate_maxit, spec_.gate_tol, nthreads);
+    for (Index i = 0; i < k_ - 1; ++i) {
+      p.b0(i) = spec_.intercept_inside ? B(0, i) * tau : B(0, i);
+      p.W.col(i) = B.col(i).tail(q_) * tau;
+    }
+    return nr.objective;
+  }
+  const double scale = std::max(R.sum(), 1.0);
+  VectorXd x = pack(p);
+  GateLbfgsObjective fun{*this, U, R, p, scale, nthreads,
+                         std::numeric_limits<double>::infinity(), x};
+  VectorXd g0;
+  const double f0 = fun(x, g0);
+  LBFGSpp::LBFGSParam<double> param;
+  param.epsilon = 1e-8;
+  param.epsilon_rel = 1e-8;
+  param.past = 1;
+  param.delta = spec_.gate_tol;
+  param.max_iterations = spec_.gate_maxit;
+  param.max_linesearch = 40;
+  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
+  double fx = f0;
+  if (std::isfinite(f0) && g0.norm() > 0) {
+    try {
+      solver.minimize(fun, x, fx);
+    } catch (const std::exception&) {
+      // Line-search failures near the optimum are expected; the best point
+      // seen is kept below.
+    }
+  }
+  if (fun.best_f <= f0) p = unpack(fun.best_x, p);
+  return -fun.best_f * scale;
+}
+
+}  // namespace moegate

@@ -1,0 +1,132 @@
+// The gate as a pipeline of small pieces, each with an analytic derivative:
+//   u = M(z) -> s_i = score(u; w_i) -> [+ b0_i if intercept inside] -> act(s_i)
+//   -> / tau -> [+ b0_i if intercept outside] -> normaliser -> G_i(z).
+// Every named gate of the papers is one configuration of this pipeline.
+#ifndef MOEGATE_GATE_H
+#define MOEGATE_GATE_H
+
+#include "numerics.h"
+#include <memory>
+#include <string>
+
+namespace moegate {
+
+// ---- pieces ---------------------------------------------------------------
+
+// Score s_ni = score(u_n; w_i) on whole matrices (U: n x q, W: q x k).
+class Score {
+ public:
+  virtual ~Score() {}
+  virtual void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
+                       MatrixXd& S) const = 0;
+  // Gradient wrt W of sum_ni dS_ni * s_ni, given the score values S of the
+  // same rows; adds into dW (q x k).
+  virtual void backward(const CMat& U, const MatrixXd& W, const MatrixXd& S,
+                        const MatrixXd& dS, Index lo, Index len, MatrixXd& dW) const = 0;
+  // True when adding one vector to every w_i leaves the softmax unchanged.
+  virtual bool translation_invariant() const { return false; }
+};
+std::unique_ptr<Score> make_score(const std::string& id, double eps_w, double eps_u);
+
+// Elementwise activation with its derivative.
+class Activation {
+ public:
+  virtual ~Activation() {}
+  virtual double value(double x) const = 0;
+  virtual double deriv(double x) const = 0;
+  virtual bool is_identity() const { return false; }
+};
+std::unique_ptr<Activation> make_activation(const std::string& id);
+
+// Normaliser from logits H to log-weights log G.
+class Normaliser {
+ public:
+  virtual ~Normaliser() {}
+  virtual void log_weights(const MatrixXd& H, Index lo, Index len, MatrixXd& logG) const = 0;
+  // d log G_i / d h_m = c_m (delta_im - G_m) for the normalised gates; this
+  // returns c for rows [lo, lo+len) (1 for softmax, sigmoid(-h) for the
+  // normalised sigmoid). The unnormalised sigmoid has d log G_i / d h_i = c_i.
+  virtual double dfactor(double h) const = 0;
+  virtual bool normalised() const { return true; }
+  virtual bool translation_invariant() const { return false; }
+};
+std::unique_ptr<Normaliser> make_normaliser(const std::string& id);
+
+// Input transform u = M(z), applied once to the gate covariates.
+MatrixXd apply_transform(const std::string& id, const CMat& Z);
+
+// ---- parameters -------------------------------------------------------------
+
+struct GateParams {
+  MatrixXd W;      // q x k gate vectors
+  VectorXd b0;     // k intercepts
+  double log_tau;  // log temperature (shared)
+};
+
+struct GateSpec {
+  std::string score = "inner";
+  std::string activation = "identity";
+  std::string normaliser = "softmax";
+  std::string transform = "identity";
+  double eps_w = 0.0, eps_u = 0.0;
+  bool intercept_inside = false;
+  bool estimate_tau = false;
+  int gate_maxit = 50;   // inner iterations of the gate M-step
+  double gate_tol = 1e-10;
+};
+
+// Work arrays of one forward pass, reused by the backward pass.
+struct GateCache {
+  MatrixXd S;     // pre-activation score (intercept added when inside)
+  MatrixXd H;     // logits
+  MatrixXd logG;  // log-weights
+};
+
+class Gate {
+ public:
+  Gate(const GateSpec& spec, Index q, Index k);
+
+  Index q() const { return q_; }
+  Index k() const { return k_; }
+  const GateSpec& spec() const { return spec_; }
+  bool normalised() const { return norm_->normalised(); }
+  // Which parameters are free: under a translation-invariant configuration
+  // the last expert is the reference (w_k = 0 and/or b0_k = 0).
+  bool w_reference() const { return w_ref_; }
+  bool b_reference() const { return b_ref_; }
+
+  Index n_par() const;
+  VectorXd pack(const GateParams& p) const;
+  GateParams unpack(const VectorXd& theta, const GateParams& templ) const;
+  // Put fixed (reference) entries into the documented convention.
+  void normalise_reference(GateParams& p) const;
+
+  void forward(const CMat& U, const GateParams& p, GateCache& cache, int nthreads) const;
+  // Gradient wrt the packed parameters of sum_ni dH_ni * h_ni.
+  VectorXd backward(const CMat& U, const GateParams& p, const GateCache& cache,
+                    const MatrixXd& dH, int nthreads) const;
+  // dH for the EM objective sum_ni R_ni log G_ni.
+  void em_dlogits(const GateCache& cache, const CMat& R, MatrixXd& dH, int nthreads) const;
+  // dH for m_n = sum_i G_ni Mu_ni: dm_n / dh_ni.
+  void mean_dlogits(const GateCache& cache, const CMat& Mu, MatrixXd& dH, int nthreads) const;
+
+  // sum_ni R_ni log G_ni and its gradient wrt the packed parameters.
+  double em_objective(const CMat& U, const CMat& R, const GateParams& p,
+                      VectorXd* grad, int nthreads) const;
+  // Gate M-step: improve sum R log G from the current parameters. Newton for
+  // the linear softmax configuration, L-BFGS otherwise. Returns the objective.
+  double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
+
+ private:
+  bool linear_softmax() const;
+  GateSpec spec_;
+  Index q_, k_;
+  std::unique_ptr<Score> score_;
+  std::unique_ptr<Activation> act_;
+  std::unique_ptr<Normaliser> norm_;
+  bool w_ref_, b_ref_;
+};
+
+}  // namespace moegate
+
+#endif

@@ -1,0 +1,52 @@
+// Least-squares estimation of regression-function MoE:
+//   minimise sum_n (y_n - sum_i G_i(z_n) h_i(x_n))^2,  h_i(x) = act(a_i'x),
+// over gate and expert parameters jointly by L-BFGS with analytic gradients.
+#ifndef MOEGATE_LSQ_H
+#define MOEGATE_LSQ_H
+
+#include "expert.h"
+
+namespace moegate {
+
+struct LsqControl {
+  double tol = 1e-10;  // relative change of the objective
+  int maxit = 1000;
+  int nthreads = 1;
+};
+
+struct LsqResult {
+  GateParams gate;
+  MatrixXd coef;       // p x k
+  double rss = 0.0;
+  int iter = 0;        // objective evaluations
+  bool converged = false;
+  std::string message;
+};
+
+class LsqProblem {
+ public:
+  LsqProblem(const Gate& gate, const std::string& activation, const CMat& X,
+             const CMat& Y, const CMat& U, int nthreads);
+  Index n_par() const;
+  VectorXd pack(const GateParams& gp, const MatrixXd& coef) const;
+  void unpack(const VectorXd& theta, GateParams& gp, MatrixXd& coef) const;
+  // Residual sum of squares and its gradient wrt the packed parameters.
+  double rss(const VectorXd& theta, VectorXd* grad) const;
+
+ private:
+  const Gate& gate_;
+  std::unique_ptr<Activation> act_;
+  CMat X_;
+  CMat Y_;
+  CMat U_;
+  int nthreads_;
+  GateParams templ_;
+};
+
+LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X,
+                  const CMat& Y, const CMat& U, const GateParams& gp0,
+                  const MatrixXd& coef0, const LsqControl& ctl);
+
+}  // namespace moegate
+
+#endif

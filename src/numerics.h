@@ -1,0 +1,116 @@
+// Numerical building blocks shared by gates, experts and the drivers:
+// stable log-space helpers, deterministic blocked parallel loops and the
+// weighted multinomial-logistic Newton solver used by both the softmax gate
+// and the multinomial expert.
+#ifndef MOEGATE_NUMERICS_H
+#define MOEGATE_NUMERICS_H
+
+#include <RcppEigen.h>
+#include <cmath>
+#include <limits>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace moegate {
+
+using Eigen::Index;
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+using Eigen::ArrayXd;
+using Eigen::ArrayXXd;
+typedef Eigen::Map<const Eigen::MatrixXd> MapMat;
+typedef Eigen::Map<const Eigen::VectorXd> MapVec;
+// Read-only views of caller-owned matrices (R memory via Map, no copies).
+typedef Eigen::Ref<const Eigen::MatrixXd> CMat;
+
+const double kNegInf = -std::numeric_limits<double>::infinity();
+
+// Rows are processed in blocks of fixed size, independent of the number of
+// threads. Every reduction sums per-block partial results in block order, so
+// 1 and 2 threads produce bit-identical fits.
+const Index kBlockRows = 1024;
+
+inline Index n_blocks(Index n) { return (n + kBlockRows - 1) / kBlockRows; }
+
+// Run f(lo, len) on every block; f must only write to rows [lo, lo + len).
+template <class F>
+void parallel_blocks(Index n, int nthreads, F f) {
+  const Index nb = n_blocks(n);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && nb > 1)
+#endif
+  for (Index b = 0; b < nb; ++b) {
+    const Index lo = b * kBlockRows;
+    const Index len = std::min(kBlockRows, n - lo);
+    f(lo, len);
+  }
+}
+
+// Deterministic sum over blocks: f(lo, len, acc) adds the block's contribution
+// to acc, which starts as a copy of `zero`.
+template <class Acc, class F>
+Acc block_sum(Index n, int nthreads, const Acc& zero, F f) {
+  const Index nb = n_blocks(n);
+  std::vector<Acc> part(static_cast<size_t>(nb), zero);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && nb > 1)
+#endif
+  for (Index b = 0; b < nb; ++b) {
+    const Index lo = b * kBlockRows;
+    const Index len = std::min(kBlockRows, n - lo);
+    f(lo, len, part[static_cast<size_t>(b)]);
+  }
+  Acc total = zero;
+  for (Index b = 0; b < nb; ++b) total += part[static_cast<size_t>(b)];
+  return total;
+}
+
+// log(1 + exp(x)) without overflow.
+inline double log1pexp(double x) {
+  return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+}
+// log(sigmoid(x)) = -log1pexp(-x).
+inline double log_sigmoid(double x) { return -log1pexp(-x); }
+inline double sigmoid(double x) {
+  return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
+}
+
+// Row-wise log-sum-exp of rows [lo, lo+len) of A into out.
+inline void log_sum_exp_rows(const MatrixXd& A, Index lo, Index len, VectorXd& out) {
+  const Index k = A.cols();
+  for (Index r = lo; r < lo + len; ++r) {
+    double m = kNegInf;
+    for (Index j = 0; j < k; ++j) m = std::max(m, A(r, j));
+    if (!std::isfinite(m)) { out(r) = m; continue; }
+    double s = 0.0;
+    for (Index j = 0; j < k; ++j) s += std::exp(A(r, j) - m);
+    out(r) = m + std::log(s);
+  }
+}
+
+// Result of a weighted multinomial-logistic Newton solve.
+struct NewtonResult {
+  double objective;  // sum_n sum_c T_nc log p_nc at the returned coefficients
+  int steps;
+  bool improved;
+};
+
+// Maximise sum_n sum_c T(n, c) log p_c(z_n), p = softmax(Z B, 0) with the
+// last category as reference (its coefficients are zero). Z: n x p, T: n x K
+// soft counts, B: p x (K - 1), updated in place. Newton with the full Hessian
+// of the free coefficients and step halving, so the objective never decreases.
+// `ridge` (>= 0) adds 0.5 * ridge * ||B||^2 as a penalty on all coefficients;
+// it is zero unless the caller needs a strictly concave problem.
+NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B,
+                             int max_steps, double tol, int nthreads,
+                             double ridge = 0.0);
+
+// Objective of multinom_newton and (optionally) its gradient (p x (K - 1)).
+double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B,
+                          int nthreads, MatrixXd* grad);
+
+}  // namespace moegate
+
+#endif
