@@ -33,3 +33,7 @@ cpp_expert_eval <- function(X, Y, expert_spec, expert_params, nthreads) {
     .Call(`_moegate_cpp_expert_eval`, X, Y, expert_spec, expert_params, nthreads)
 }
 
+cpp_gate_info <- function(gate_spec, q, k) {
+    .Call(`_moegate_cpp_gate_info`, gate_spec, q, k)
+}
+

@@ -147,6 +147,19 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_gate_info
+Rcpp::List cpp_gate_info(const List gate_spec, int q, int k);
+RcppExport SEXP _moegate_cpp_gate_info(SEXP gate_specSEXP, SEXP qSEXP, SEXP kSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const List >::type gate_spec(gate_specSEXP);
+    Rcpp::traits::input_parameter< int >::type q(qSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_gate_info(gate_spec, q, k));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_em_fit", (DL_FUNC) &_moegate_cpp_em_fit, 9},
@@ -157,6 +170,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_loglik", (DL_FUNC) &_moegate_cpp_loglik, 10},
     {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 9},
     {"_moegate_cpp_expert_eval", (DL_FUNC) &_moegate_cpp_expert_eval, 5},
+    {"_moegate_cpp_gate_info", (DL_FUNC) &_moegate_cpp_gate_info, 3},
     {NULL, NULL, 0}
 };
 

@@ -250,3 +250,12 @@ Rcpp::List cpp_expert_eval(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map
   if (es.family == "gaussian") expert->mean(X, ep, Mu);
   return List::create(Named("log_density") = logF, Named("mean") = Mu);
 }
+
+// Which gate parameters are free for a configuration (reference convention).
+// [[Rcpp::export]]
+Rcpp::List cpp_gate_info(const List gate_spec, int q, int k) {
+  Gate gate(gate_spec_from(gate_spec, List()), q, k);
+  return List::create(Named("n_par") = gate.n_par(), Named("w_reference") = gate.w_reference(),
+                      Named("b_reference") = gate.b_reference(),
+                      Named("normalized") = gate.normalised());
+}

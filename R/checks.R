@@ -1,0 +1,65 @@
+# One small in-house checker: every error names the argument, what was
+# expected and what arrived, with class "moe_error" (and "moe_error_<arg>").
+
+stop_arg <- function(arg, ..., got = NULL) {
+  msg <- paste0("`", arg, "` must be ", paste0(..., collapse = ""))
+  if (!is.null(got)) msg <- paste0(msg, "; got ", describe(got))
+  cond <- structure(class = c(paste0("moe_error_", arg), "moe_error", "error", "condition"),
+                    list(message = paste0(msg, "."), call = NULL, arg = arg))
+  stop(cond)
+}
+
+describe <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (is.function(x)) return("a function")
+  if (is.atomic(x) && length(x) == 1) {
+    return(if (is.character(x)) paste0('"', x, '"') else format(x))
+  }
+  paste0("an object of class ", paste(class(x), collapse = "/"), " and length ", length(x))
+}
+
+check_choice <- function(x, choices, arg) {
+  if (!is.character(x) || length(x) != 1 || is.na(x) || !x %in% choices) {
+    stop_arg(arg, "one of ", paste0('"', choices, '"', collapse = ", "), got = x)
+  }
+  x
+}
+
+check_flag <- function(x, arg) {
+  if (!is.logical(x) || length(x) != 1 || is.na(x)) stop_arg(arg, "TRUE or FALSE", got = x)
+  invisible(x)
+}
+
+check_number <- function(x, arg, lower = -Inf, upper = Inf, lower_open = FALSE,
+                         integer = FALSE) {
+  ok <- is.numeric(x) && length(x) == 1 && !is.na(x) && is.finite(x) &&
+    (if (lower_open) x > lower else x >= lower) && x <= upper &&
+    (!integer || x == round(x))
+  if (!ok) {
+    what <- if (integer) "a whole number" else "a finite number"
+    range <- c(if (is.finite(lower)) paste(if (lower_open) ">" else ">=", lower),
+               if (is.finite(upper)) paste("<=", upper))
+    stop_arg(arg, what, if (length(range)) paste0(" ", paste(range, collapse = " and ")),
+             got = x)
+  }
+  invisible(x)
+}
+
+check_count <- function(x, arg, lower = 1) {
+  check_number(x, arg, lower = lower, integer = TRUE)
+  as.integer(x)
+}
+
+# Numeric matrix with no NA/NaN/Inf, named `arg` in errors.
+check_finite_matrix <- function(x, arg) {
+  if (!is.numeric(x)) stop_arg(arg, "numeric", got = x)
+  bad <- !is.finite(x)
+  if (any(bad)) {
+    rows <- which(rowSums(matrix(bad, nrow = NROW(x))) > 0)
+    stop_arg(arg, "free of NA, NaN and Inf (use na.action = na.omit in the formula ",
+             "interface to drop incomplete rows); found non-finite values in row(s) ",
+             paste(utils::head(rows, 5), collapse = ", "),
+             if (length(rows) > 5) ", ...")
+  }
+  invisible(x)
+}

@@ -1,0 +1,71 @@
+#' Computational settings of a mixture-of-experts fit
+#'
+#' Modelling choices (number of experts, gate, expert family, estimator) are
+#' arguments of [moe()]; how the optimiser runs is set here.
+#'
+#' @param tol Convergence tolerance on the relative change of the
+#'   log-likelihood between EM iterations (of the residual sum of squares for
+#'   `method = "lsq"`).
+#' @param maxit Maximum number of EM (or L-BFGS, for least squares) iterations.
+#' @param n_starts Number of starts; the fit with the best objective is kept and
+#'   the objectives of all starts are stored.
+#' @param init How starts are drawn, all from R's random number generator so
+#'   that `set.seed()` reproduces a fit: `"kmeans"` (k-means clusters of the
+#'   expert covariates and response), `"random"` (random partitions), a
+#'   parameter list as returned by `coef(fit, type = "params")` or [moe_params()],
+#'   a list of such parameter lists (one per start), or a function
+#'   `function(k, y, X, Z, expert, gate)` returning one.
+#' @param nthreads Number of OpenMP threads used over observations. Results do
+#'   not depend on it.
+#' @param trace Print the log-likelihood every `trace` iterations (0: never).
+#' @param gate_maxit,gate_tol Inner iterations and tolerance of the gate
+#'   M-step (Newton for the linear softmax gate, L-BFGS otherwise).
+#' @param expert_maxit,expert_tol Inner iterations and tolerance of the expert
+#'   M-step (Newton for multinomial experts, L-BFGS for activated means).
+#' @return An object of class `moe_control`.
+#' @examples
+#' moe_control(tol = 1e-10, n_starts = 5, nthreads = 2)
+#' @export
+moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
+                        nthreads = 1, trace = 0, gate_maxit = 50, gate_tol = 1e-10,
+                        expert_maxit = 25, expert_tol = 1e-10) {
+  check_number(tol, "tol", lower = 0, lower_open = TRUE)
+  maxit <- check_count(maxit, "maxit")
+  n_starts <- check_count(n_starts, "n_starts")
+  nthreads <- check_count(nthreads, "nthreads")
+  trace <- check_count(trace, "trace", lower = 0)
+  gate_maxit <- check_count(gate_maxit, "gate_maxit")
+  check_number(gate_tol, "gate_tol", lower = 0, lower_open = TRUE)
+  expert_maxit <- check_count(expert_maxit, "expert_maxit")
+  check_number(expert_tol, "expert_tol", lower = 0, lower_open = TRUE)
+  check_init(init)
+  structure(list(tol = tol, maxit = maxit, n_starts = n_starts, init = init,
+                 nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
+                 gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol),
+            class = "moe_control")
+}
+
+check_init <- function(init) {
+  ok <- (is.character(init) && length(init) == 1 && init %in% c("kmeans", "random")) ||
+    is.function(init) || inherits(init, "moe_params") ||
+    (is.list(init) && length(init) > 0 && all(vapply(init, inherits, TRUE, "moe_params")))
+  if (!ok) {
+    stop_arg("init", '"kmeans", "random", a moe_params object, a list of them, ',
+             "or a function returning one", got = init)
+  }
+  invisible(init)
+}
+
+as_control <- function(control) {
+  if (inherits(control, "moe_control")) return(control)
+  if (is.list(control)) return(do.call(moe_control, control))
+  stop_arg("control", "the result of moe_control() or a list of its arguments", got = control)
+}
+
+#' @export
+print.moe_control <- function(x, ...) {
+  cat("<moe_control>\n")
+  init <- if (is.character(x$init)) x$init else if (is.function(x$init)) "function" else "parameters"
+  utils::str(c(x[setdiff(names(x), "init")], init = init), give.head = FALSE, no.list = TRUE)
+  invisible(x)
+}

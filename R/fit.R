@@ -1,0 +1,352 @@
+# The matrix-level workhorse (like glm.fit): validated inputs in, a list of
+# estimates out. moe() wraps it with formulas, data frames and the S3 class.
+
+#' Fit a mixture of experts on matrices
+#'
+#' The workhorse behind [moe()]. Most users call [moe()].
+#'
+#' @param y Response: numeric vector (Gaussian experts) or factor (multinomial
+#'   experts).
+#' @param X Expert design matrix, including an intercept column if wanted.
+#' @param Z Gate covariate matrix, without intercept (the gate has its own).
+#' @param k Number of experts.
+#' @param expert,gate Expert and gate specifications ([expert_gaussian()],
+#'   [gate()]).
+#' @param method `"ml"` (maximum likelihood by EM) or `"lsq"` (least squares on
+#'   the regression function; Gaussian experts only).
+#' @param control [moe_control()] settings.
+#' @return A list with the estimates (`params`, a [moe_params()] object), the
+#'   objective, the iteration history and diagnostics.
+#' @keywords internal
+#' @export
+moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(),
+                    method = c("ml", "lsq"), control = moe_control()) {
+  method <- match.arg(method)
+  control <- as_control(control)
+  gate <- as_gate(gate)
+  expert <- as_expert(expert)
+  k <- check_count(k, "k")
+  if (!is.matrix(X)) stop_arg("X", "a numeric matrix", got = X)
+  if (!is.matrix(Z)) stop_arg("Z", "a numeric matrix", got = Z)
+  check_finite_matrix(X, "X")
+  check_finite_matrix(Z, "Z")
+  n <- NROW(y)
+  if (nrow(X) != n) stop_arg("X", "a matrix with one row per response (", n, "); got ", nrow(X), " rows")
+  if (nrow(Z) != n) stop_arg("Z", "a matrix with one row per response (", n, "); got ", nrow(Z), " rows")
+  resp <- response_matrix(y, expert)
+  if (method == "lsq" && expert$family != "gaussian") {
+    stop_arg("method", '"ml" for multinomial experts: least squares needs a regression function')
+  }
+  U <- gate_input(gate, Z)
+  check_finite_matrix(U, "Z")
+  info <- gate_info(gate, ncol(U), k)
+  if (method == "ml" && !info$normalized) {
+    stop_arg("gate", "a normalized gate for maximum likelihood: the plain sigmoid's weights ",
+             "do not sum to one, so it defines no density. Use method = \"lsq\" or ",
+             "gate_sigmoid(normalize = TRUE)")
+  }
+  p <- ncol(X)
+  K <- resp$n_classes
+  n_expert_par <- if (expert$family == "gaussian") p else p * (K - 1)
+  if (k * n_expert_par > n) {
+    stop_arg("k", "small enough for the data: ", k, " experts with ", n_expert_par,
+             " coefficients each need at least ", k * n_expert_par, " observations, got ", n)
+  }
+  dims <- list(n = n, p = p, q = ncol(U), k = k, K = K, x_names = colnames(X),
+               z_names = colnames(Z), levels = resp$levels)
+  starts <- lapply(seq_len(control$n_starts), function(s) {
+    make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims)
+  })
+  runner <- if (method == "ml") run_em else run_lsq
+  runs <- lapply(starts, function(start) {
+    runner(start, resp = resp, X = X, U = U, expert = expert, gate = gate,
+           control = control, dims = dims)
+  })
+  objective <- vapply(runs, function(r) r$objective, 0)
+  ok <- vapply(runs, function(r) r$ok, TRUE)
+  if (!any(ok)) {
+    stop("All ", length(runs), " start(s) failed numerically (",
+         paste(unique(vapply(runs, function(r) r$status, "")), collapse = ", "),
+         "). Try other starting values (control = moe_control(init = ...)) or fewer experts.",
+         call. = FALSE)
+  }
+  best <- which(ok)[which.max(objective[ok])]
+  out <- runs[[best]]
+  out$start_objective <- objective
+  out$best_start <- best
+  out$df <- info$n_par + if (method == "ml") {
+    k * (n_expert_par + (expert$family == "gaussian"))
+  } else {
+    k * p + 1
+  }
+  out$nobs <- n
+  out$dims <- dims
+  signal_fit_problems(out, method)
+  out
+}
+
+# Response as the matrix the C++ side reads: n x 1 for Gaussian experts,
+# one-hot n x K for multinomial experts.
+response_matrix <- function(y, expert) {
+  if (expert$family == "gaussian") {
+    if (is.factor(y) || !is.numeric(y)) {
+      stop_arg("y", "numeric for Gaussian experts", got = y)
+    }
+    y <- as.numeric(y)
+    if (any(!is.finite(y))) stop_arg("y", "free of NA, NaN and Inf")
+    v <- stats::var(y)
+    if (!is.finite(v) || v <= 0) stop_arg("y", "a response that varies")
+    return(list(Y = matrix(y, ncol = 1), n_classes = 0L, levels = NULL, var_y = v))
+  }
+  if (!is.factor(y)) {
+    if (is.character(y) || is.logical(y) || is.numeric(y)) y <- factor(y) else
+      stop_arg("y", "a factor for multinomial experts", got = y)
+  }
+  if (anyNA(y)) stop_arg("y", "free of NA")
+  y <- droplevels(y)
+  K <- nlevels(y)
+  if (K < 2) {
+    stop_arg("y", "a response with at least two classes for multinomial experts; ",
+             "only class \"", levels(y)[1], "\" occurs")
+  }
+  Y <- matrix(0, length(y), K)
+  Y[cbind(seq_along(y), as.integer(y))] <- 1
+  list(Y = Y, n_classes = K, levels = levels(y), var_y = 1)
+}
+
+# ---- starting values --------------------------------------------------------
+
+# One start: either parameters (moe_params) or responsibilities R0 from which
+# the C++ driver takes a first M-step.
+make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims) {
+  if (is.list(init) && !inherits(init, "moe_params") && !is.function(init)) {
+    init <- init[[(s - 1) %% length(init) + 1]]
+  }
+  if (is.function(init)) {
+    init <- init(k = k, y = y, X = X, Z = Z, expert = expert, gate = gate)
+    if (!inherits(init, "moe_params")) {
+      stop_arg("init", "a function returning a moe_params object", got = init)
+    }
+  }
+  if (inherits(init, "moe_params")) {
+    return(list(params = check_params(init, dims, expert, gate), R0 = NULL))
+  }
+  groups <- if (init == "kmeans") kmeans_groups(X, resp$Y, k) else sample.int(k, dims$n, replace = TRUE)
+  # Soft partition: a hard one would let the gate M-step separate the groups
+  # perfectly and start from an extreme gate.
+  R0 <- matrix(0.3 / k, dims$n, k)
+  R0[cbind(seq_len(dims$n), groups)] <- R0[cbind(seq_len(dims$n), groups)] + 0.7
+  list(params = template_params(dims, expert, gate, resp), R0 = R0)
+}
+
+kmeans_groups <- function(X, Y, k) {
+  keep <- apply(X, 2, function(col) stats::sd(col) > 0)
+  data <- cbind(X[, keep, drop = FALSE], Y)
+  scales <- apply(data, 2, stats::sd)
+  data <- sweep(data, 2, ifelse(scales > 0, scales, 1), "/")
+  n <- nrow(data)
+  # Cluster a subsample for large n, then assign every row to its nearest centre.
+  sub <- if (n > 20000) sample.int(n, 20000) else seq_len(n)
+  distinct <- nrow(unique(data[sub, , drop = FALSE]))
+  if (distinct < k) return(sample.int(k, n, replace = TRUE))
+  km <- tryCatch(stats::kmeans(data[sub, , drop = FALSE], centers = k, iter.max = 30),
+                 error = function(e) NULL)
+  if (is.null(km)) return(sample.int(k, n, replace = TRUE))
+  d2 <- vapply(seq_len(k), function(j) colSums((t(data) - km$centers[j, ])^2), numeric(n))
+  max.col(-matrix(d2, n, k), ties.method = "first")
+}
+
+# Parameters with the right shapes, used as the template the first M-step
+# overwrites. Gate vectors are small random numbers: the cosine score is
+# undefined at w = 0.
+template_params <- function(dims, expert, gate, resp) {
+  k <- dims$k
+  W <- matrix(stats::rnorm(dims$q * k, sd = 0.1), dims$q, k)
+  coef <- if (expert$family == "gaussian") {
+    matrix(0, dims$p, k)
+  } else {
+    array(0, c(dims$p, dims$K - 1, k))
+  }
+  sigma2 <- if (expert$family == "gaussian") rep(resp$var_y, k) else NULL
+  moe_params(W = W, b0 = rep(0, k), tau = gate$temperature, coef = coef, sigma2 = sigma2)
+}
+
+#' Parameters of a mixture of experts
+#'
+#' Builds the parameter list used for user-supplied starting values
+#' (`moe_control(init = )`), for simulation ([rmoe()]) and as the `truth` of
+#' losses. It is also what `coef(fit, type = "params")` returns.
+#'
+#' @param W Gate vectors: a q x k matrix (one column per expert).
+#' @param b0 Gate intercepts: length k.
+#' @param tau Temperature (positive).
+#' @param coef Expert coefficients: for Gaussian experts a p x k matrix (one
+#'   column per expert, rows matching the expert design matrix, intercept
+#'   first); for multinomial experts a p x (K - 1) x k array (the last class is
+#'   the reference).
+#' @param sigma2 Expert variances (Gaussian experts), length k.
+#' @return An object of class `moe_params`.
+#' @examples
+#' moe_params(W = matrix(c(2, 0), 1), b0 = c(0.5, 0),
+#'            coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.2))
+#' @export
+moe_params <- function(W, b0, tau = 1, coef, sigma2 = NULL) {
+  W <- as.matrix(W)
+  if (!is.numeric(W) || any(!is.finite(W))) stop_arg("W", "a finite numeric matrix", got = W)
+  k <- ncol(W)
+  if (!is.numeric(b0) || length(b0) != k || any(!is.finite(b0))) {
+    stop_arg("b0", "a finite numeric vector of length ncol(W) = ", k, got = b0)
+  }
+  check_number(tau, "tau", lower = 0, lower_open = TRUE)
+  if (!is.numeric(coef) || any(!is.finite(coef))) stop_arg("coef", "finite numeric values", got = coef)
+  ck <- if (length(dim(coef)) == 3) dim(coef)[3] else NCOL(coef)
+  if (length(dim(coef)) < 2) coef <- matrix(coef, ncol = 1)
+  if (ck != k) stop_arg("coef", "coefficients for ", k, " experts (last dimension), got ", ck)
+  if (!is.null(sigma2)) {
+    if (!is.numeric(sigma2) || length(sigma2) != k || any(!is.finite(sigma2)) || any(sigma2 <= 0)) {
+      stop_arg("sigma2", "positive variances, one per expert (", k, ")", got = sigma2)
+    }
+  }
+  structure(list(gate = list(W = W, b0 = as.numeric(b0), tau = tau),
+                 expert = list(coef = coef, sigma2 = if (!is.null(sigma2)) as.numeric(sigma2))),
+            class = "moe_params")
+}
+
+check_params <- function(params, dims, expert, gate) {
+  W <- params$gate$W
+  coef <- params$expert$coef
+  if (ncol(W) != dims$k) stop_arg("init", "parameters for k = ", dims$k, " experts; got ", ncol(W))
+  if (nrow(W) != dims$q) stop_arg("init", "gate vectors of length ", dims$q, " (the gate covariates); got ", nrow(W))
+  if (expert$family == "gaussian") {
+    if (length(dim(coef)) != 2 || nrow(coef) != dims$p) {
+      stop_arg("init", "a ", dims$p, " x ", dims$k, " matrix of expert coefficients")
+    }
+    if (is.null(params$expert$sigma2)) stop_arg("init", "expert variances `sigma2`")
+  } else if (!identical(dim(coef), as.integer(c(dims$p, dims$K - 1, dims$k)))) {
+    stop_arg("init", "a ", dims$p, " x ", dims$K - 1, " x ", dims$k,
+             " array of multinomial expert coefficients")
+  }
+  params
+}
+
+# ---- conversions to and from the C++ layout ---------------------------------
+
+params_to_cpp <- function(params, expert, k) {
+  coef <- params$expert$coef
+  if (expert$family == "multinomial") coef <- matrix(coef, nrow = dim(coef)[1])
+  sigma2 <- params$expert$sigma2
+  if (is.null(sigma2)) sigma2 <- rep(1, k)
+  list(gate = list(W = params$gate$W, b0 = params$gate$b0, tau = params$gate$tau),
+       expert = list(coef = coef, sigma2 = sigma2))
+}
+
+params_from_cpp <- function(gate_par, expert_par, expert, dims) {
+  k <- dims$k
+  enames <- paste0("expert", seq_len(k))
+  W <- gate_par$W
+  # A user transform may change the number of gate inputs: name them u1, u2, ...
+  wn <- if (length(dims$z_names) == nrow(W)) dims$z_names else paste0("u", seq_len(nrow(W)))
+  dimnames(W) <- list(wn, enames)
+  b0 <- stats::setNames(gate_par$b0, enames)
+  xn <- dims$x_names %||% paste0("x", seq_len(dims$p))
+  if (expert$family == "gaussian") {
+    coef <- expert_par$coef
+    dimnames(coef) <- list(xn, enames)
+    sigma2 <- stats::setNames(expert_par$sigma2, enames)
+  } else {
+    coef <- array(expert_par$coef, c(dims$p, dims$K - 1, k),
+                  dimnames = list(xn, dims$levels[-dims$K], enames))
+    sigma2 <- NULL
+  }
+  out <- moe_params(W = W, b0 = b0, tau = gate_par$tau, coef = coef, sigma2 = sigma2)
+  out$gate$b0 <- b0
+  out
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
+control_cpp <- function(control) {
+  control[c("tol", "maxit", "nthreads", "trace", "gate_maxit", "gate_tol",
+            "expert_maxit", "expert_tol")]
+}
+
+# ---- the two estimators ------------------------------------------------------
+
+run_em <- function(start, resp, X, U, expert, gate, control, dims) {
+  cp <- params_to_cpp(start$params, expert, dims$k)
+  R0 <- if (is.null(start$R0)) matrix(0, 0, dims$k) else start$R0
+  res <- cpp_em_fit(X, resp$Y, U, gate_cpp_spec(gate),
+                    expert_cpp_spec(expert, resp$var_y, resp$n_classes),
+                    cp$gate, cp$expert, R0, control_cpp(control))
+  ok <- res$status == "ok" && is.finite(res$loglik) &&
+    all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
+  list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
+       objective = if (ok) res$loglik else -Inf, loglik = res$loglik,
+       trace = res$trace, iter = res$iter, converged = res$converged,
+       decreased = res$decreased, status = res$status, ok = ok,
+       posterior = res$posterior, floor_binds = res$floor_binds, rss = NULL)
+}
+
+run_lsq <- function(start, resp, X, U, expert, gate, control, dims) {
+  params <- start$params
+  if (!is.null(start$R0)) {
+    # Least-squares start: weighted linear fits of each soft group.
+    params$expert$coef <- vapply(seq_len(dims$k), function(i) {
+      fit <- stats::lm.wfit(X, resp$Y[, 1], start$R0[, i])
+      cf <- fit$coefficients
+      cf[is.na(cf)] <- 0
+      cf
+    }, numeric(dims$p))
+    params$expert$coef <- matrix(params$expert$coef, dims$p, dims$k)
+  }
+  cp <- params_to_cpp(params, expert, dims$k)
+  res <- cpp_lsq_fit(X, resp$Y, U, gate_cpp_spec(gate), expert$activation, cp$gate,
+                     cp$expert$coef, control_cpp(control))
+  n <- dims$n
+  ok <- is.finite(res$rss) && all(is.finite(unlist(res$gate))) && all(is.finite(res$coef))
+  sigma2 <- res$rss / n
+  # Gaussian log-likelihood of the regression model at the least-squares fit
+  # with its maximum-likelihood noise variance.
+  loglik <- -0.5 * n * (log(2 * pi * sigma2) + 1)
+  params <- if (ok) params_from_cpp(res$gate, list(coef = res$coef, sigma2 = rep(sigma2, dims$k)),
+                                    expert, dims)
+  list(params = params, objective = if (ok) -res$rss else -Inf, loglik = loglik,
+       trace = NULL, iter = res$iter, converged = res$converged, decreased = FALSE,
+       status = if (ok) "ok" else "numerical_failure", ok = ok, posterior = NULL,
+       floor_binds = rep(FALSE, dims$k), rss = res$rss, sigma2 = sigma2, message = res$message)
+}
+
+# Classed warnings for problems a fit can survive.
+signal_fit_problems <- function(fit, method) {
+  if (!isTRUE(fit$converged)) {
+    warning(structure(class = c("moe_convergence_warning", "warning", "condition"),
+                      list(message = paste0("The ", if (method == "ml") "EM" else "least-squares",
+                                            " iterations did not converge (", fit$iter,
+                                            " iterations); increase `maxit` in moe_control()",
+                                            if (!is.null(fit$message)) paste0(" [", fit$message, "]")),
+                           call = NULL)))
+  }
+  if (any(fit$floor_binds)) {
+    warning(structure(class = c("moe_variance_floor_warning", "warning", "condition"),
+                      list(message = paste0("The variance floor binds for expert(s) ",
+                                            paste(which(fit$floor_binds), collapse = ", "),
+                                            ": an expert is collapsing onto few observations; ",
+                                            "consider fewer experts"), call = NULL)))
+  }
+  if (!is.null(fit$posterior)) {
+    size <- colSums(fit$posterior)
+    if (any(size < 1)) {
+      warning(structure(class = c("moe_degenerate_warning", "warning", "condition"),
+                        list(message = paste0("Expert(s) ", paste(which(size < 1), collapse = ", "),
+                                              " received less than one observation's worth of ",
+                                              "posterior weight; their parameters are not estimable"),
+                             call = NULL)))
+    }
+  }
+  if (isTRUE(fit$decreased)) {
+    warning(structure(class = c("moe_monotonicity_warning", "warning", "condition"),
+                      list(message = "The log-likelihood decreased during EM; please report this",
+                           call = NULL)))
+  }
+  invisible(NULL)
+}

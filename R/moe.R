@@ -1,0 +1,208 @@
+#' Fit a mixture of experts
+#'
+#' Fits a mixture of experts \eqn{p(y \mid x, z) = \sum_{i=1}^k G_i(z)
+#' f_i(y \mid x)} with Gaussian or multinomial logistic experts and any gate of
+#' [gate()], by maximum likelihood (EM) or, for regression functions, by least
+#' squares.
+#'
+#' The formula `y ~ x1 + x2 | z1 + z2` puts the expert covariates before the
+#' bar and the gate covariates after it; without a bar the gate uses the expert
+#' covariates. The gate has its own intercepts, so the gate part's intercept
+#' column is dropped. A factor (or character or logical) response gives
+#' multinomial logistic experts by default, a numeric one Gaussian experts.
+#'
+#' **EM** (`method = "ml"`): the E-step works in log space; Gaussian experts
+#' are updated by weighted least squares (closed form; weighted non-linear least
+#' squares for activated means), multinomial experts by Newton steps with step
+#' halving, the linear softmax gate by Newton steps with step halving and every
+#' other gate by L-BFGS with its analytic gradient, warm-started. Each M-step
+#' improves its objective, so the log-likelihood never decreases. Iterations
+#' stop when the relative change of the log-likelihood falls below
+#' `control$tol`, or after `control$maxit` iterations.
+#'
+#' **Least squares** (`method = "lsq"`): minimises \eqn{\sum_n (y_n -
+#' \sum_i G_i(z_n) h_i(x_n))^2} over all parameters jointly by L-BFGS; any gate,
+#' including the unnormalised sigmoid, may be used. `logLik()` then reports the
+#' Gaussian log-likelihood with the maximum-likelihood noise variance RSS / n.
+#'
+#' @param x A formula (see Details) or, for the matrix method, the expert
+#'   covariate matrix.
+#' @param formula Model formula `response ~ expert covariates | gate covariates`.
+#' @param data A data frame.
+#' @param k Number of experts (a positive whole number).
+#' @param expert Expert specification: [expert_gaussian()],
+#'   [expert_multinomial()], or `"gaussian"` / `"multinomial"`. `NULL` chooses
+#'   from the response type.
+#' @param gate Gate specification: any [gate()] object or a shorthand string
+#'   such as `"softmax"` or `"cosine"`.
+#' @param method `"ml"` (maximum likelihood) or `"lsq"` (least squares).
+#' @param control Computational settings from [moe_control()].
+#' @param subset,na.action As in [stats::lm()]: rows with missing values are
+#'   dropped by the default `na.action` (`getOption("na.action")`).
+#' @param model Logical: keep the model frame in the fit (needed by `update()`
+#'   and `model.frame()` without `data`)?
+#' @param y Response for the matrix method.
+#' @param z Gate covariate matrix for the matrix method (default: `x`).
+#' @param intercept Logical: add an intercept column to `x` in the matrix
+#'   method?
+#' @param ... Unused; an error is raised when anything is passed.
+#' @return An object of class `c("moe_gaussian", "moe")` or
+#'   `c("moe_multinomial", "moe")`: a list with components, in this order,
+#'   `call`, `formula`, `terms`, `xlevels`, `contrasts`, `na.action`, `k`,
+#'   `expert`, `gate`, `method`, `control`, `params` (a [moe_params()] object),
+#'   `loglik`, `df`, `nobs`, `iter`, `converged`, `trace` (log-likelihood after
+#'   each EM iteration), `start_objective` (best objective of every start),
+#'   `posterior` (n x k responsibilities), `fitted.values`, `residuals`, `y`,
+#'   `x`, `z`, `model`, `sigma2` (least squares), `rss` (least squares),
+#'   `floor_binds`, `levels` (multinomial).
+#' @seealso [gate()], [expert_gaussian()], [moe_control()], [predict.moe()],
+#'   [rmoe()].
+#' @examples
+#' set.seed(1)
+#' n <- 500
+#' d <- data.frame(x = runif(n, -1, 1))
+#' first <- runif(n) < plogis(4 * d$x)
+#' d$y <- ifelse(first, 1 + 2 * d$x, -1 - d$x) + rnorm(n, sd = 0.3)
+#' fit <- moe(y ~ x, data = d, k = 2)
+#' fit
+#' summary(fit)
+#' AIC(fit)
+#' @export
+moe <- function(x, ...) UseMethod("moe")
+
+#' @rdname moe
+#' @export
+moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
+                        method = c("ml", "lsq"), control = moe_control(), subset,
+                        na.action, model = TRUE, ...) {
+  check_dots(...)
+  cl <- match.call()
+  if (missing(k)) stop_arg("k", "given: the number of experts")
+  method <- match.arg(method)
+  gate <- as_gate(gate)
+  control <- as_control(control)
+  fo <- Formula::as.Formula(formula)
+  if (length(fo)[1] != 1) stop_arg("formula", "a formula with one response on the left-hand side")
+  if (length(fo)[2] > 2) {
+    stop_arg("formula", "of the form `y ~ expert covariates | gate covariates` (at most one bar)")
+  }
+  mf <- match.call(expand.dots = FALSE)
+  mf <- mf[c(1L, match(c("formula", "data", "subset", "na.action"), names(mf), 0L))]
+  mf$formula <- fo
+  mf$drop.unused.levels <- TRUE
+  mf[[1L]] <- quote(stats::model.frame)
+  mf <- eval(mf, parent.frame())
+  check_model_frame(mf)
+  y <- Formula::model.part(fo, data = mf, lhs = 1, drop = TRUE)
+  if (is.null(expert)) {
+    expert <- if (is.factor(y) || is.character(y) || is.logical(y)) "multinomial" else "gaussian"
+  }
+  expert <- as_expert(expert)
+  if (expert$family == "multinomial" && !is.factor(y)) y <- factor(y)
+  X <- stats::model.matrix(fo, data = mf, rhs = 1)
+  terms_x <- stats::terms(fo, data = mf, rhs = 1)
+  has_gate_part <- length(fo)[2] == 2
+  Z <- if (has_gate_part) stats::model.matrix(fo, data = mf, rhs = 2) else X
+  Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
+  terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
+  fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
+  new_moe(fit, call = cl, formula = fo,
+          terms = list(full = stats::terms(mf), expert = terms_x, gate = terms_z),
+          xlevels = stats::.getXlevels(stats::terms(mf), mf),
+          contrasts = list(expert = attr(X, "contrasts"), gate = attr(Z, "contrasts")),
+          na.action = attr(mf, "na.action"), k = k, expert = expert, gate = gate,
+          method = method, control = control, y = y, X = X, Z = Z,
+          model = if (isTRUE(model)) mf)
+}
+
+#' @rdname moe
+#' @export
+moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
+                        method = c("ml", "lsq"), control = moe_control(), intercept = TRUE,
+                        ...) {
+  check_dots(...)
+  cl <- match.call()
+  if (missing(k)) stop_arg("k", "given: the number of experts")
+  method <- match.arg(method)
+  gate <- as_gate(gate)
+  control <- as_control(control)
+  X <- as_numeric_matrix(x, "x")
+  Z <- as_numeric_matrix(z, "z")
+  if (is.null(colnames(X))) colnames(X) <- paste0("x", seq_len(ncol(X)))
+  if (is.null(colnames(Z))) colnames(Z) <- paste0("z", seq_len(ncol(Z)))
+  check_flag(intercept, "intercept")
+  if (intercept) X <- cbind(`(Intercept)` = 1, X)
+  if (is.null(expert)) {
+    expert <- if (is.factor(y) || is.character(y) || is.logical(y)) "multinomial" else "gaussian"
+  }
+  expert <- as_expert(expert)
+  if (expert$family == "multinomial" && !is.factor(y)) y <- factor(y)
+  fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
+  new_moe(fit, call = cl, formula = NULL, terms = NULL, xlevels = NULL, contrasts = NULL,
+          na.action = NULL, k = k, expert = expert, gate = gate, method = method,
+          control = control, y = y, X = X, Z = Z, model = NULL)
+}
+
+# The fitted-object constructor: fixed component order, documented in ?moe.
+new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k, expert,
+                    gate, method, control, y, X, Z, model) {
+  obj <- list(call = call, formula = formula, terms = terms, xlevels = xlevels,
+              contrasts = contrasts, na.action = na.action, k = as.integer(k),
+              expert = expert, gate = gate, method = method, control = control,
+              params = fit$params, loglik = fit$loglik, df = fit$df, nobs = fit$nobs,
+              iter = fit$iter, converged = fit$converged, trace = fit$trace,
+              start_objective = fit$start_objective, posterior = NULL,
+              fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
+              sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
+              levels = fit$dims$levels)
+  class(obj) <- c(paste0("moe_", expert$family), "moe")
+  pred <- moe_predict_core(obj, X, Z)
+  obj$posterior <- if (method == "ml") fit$posterior else NULL
+  if (!is.null(obj$posterior)) dimnames(obj$posterior) <- list(rownames(X), paste0("expert", seq_len(k)))
+  if (expert$family == "gaussian") {
+    obj$fitted.values <- stats::setNames(as.numeric(pred$response), rownames(X))
+    obj$residuals <- stats::setNames(as.numeric(y) - obj$fitted.values, rownames(X))
+  } else {
+    obj$fitted.values <- pred$prob
+    Y <- response_matrix(y, expert)$Y
+    obj$residuals <- Y - pred$prob
+    dimnames(obj$residuals) <- dimnames(pred$prob)
+  }
+  obj
+}
+
+check_dots <- function(...) {
+  if (...length() > 0) {
+    nm <- names(list(...))
+    stop_arg("...", "empty; unused argument(s): ",
+             paste(ifelse(is.null(nm) | nm == "", "<unnamed>", nm), collapse = ", "))
+  }
+}
+
+as_numeric_matrix <- function(x, arg) {
+  if (is.data.frame(x)) {
+    bad <- !vapply(x, is.numeric, TRUE)
+    if (any(bad)) {
+      stop_arg(arg, "numeric; column(s) ", paste(names(x)[bad], collapse = ", "),
+               " are not (use the formula interface for factors)")
+    }
+    x <- as.matrix(x)
+  }
+  if (is.numeric(x) && is.null(dim(x))) x <- matrix(x, ncol = 1)
+  if (!is.matrix(x) || !is.numeric(x)) stop_arg(arg, "a numeric matrix", got = x)
+  x
+}
+
+# Covariates must be numeric, logical, factors or characters (turned into
+# factors by model.matrix); anything else has no design-matrix meaning.
+check_model_frame <- function(mf) {
+  ok <- vapply(mf, function(v) {
+    is.numeric(v) || is.logical(v) || is.factor(v) || is.character(v)
+  }, TRUE)
+  if (!all(ok)) {
+    stop_arg("data", "numeric, logical, factor or character columns; ",
+             paste(names(mf)[!ok], collapse = ", "), " is of class ",
+             paste(vapply(mf[!ok], function(v) class(v)[1], ""), collapse = ", "))
+  }
+  if (nrow(mf) == 0) stop_arg("data", "at least one complete row")
+}
