@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command for the demo: install deps, install moegate, run
-# inst/demo/demo.R (fits a demo model, prints its summary, writes moegate-demo.png).
+# inst/scripts/demo.R (fits a demo model, prints its summary, writes moegate-demo.png).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,10 +19,10 @@ if ! R CMD INSTALL --preclean --no-multiarch . >"$install_log" 2>&1; then
 fi
 rm -f src/*.o src/*.so src/*.dll "$install_log"
 
-[ -f inst/demo/demo.R ] || { log "ERROR: inst/demo/demo.R not found"; exit 1; }
-log "Rscript inst/demo/demo.R"
+[ -f inst/scripts/demo.R ] || { log "ERROR: inst/scripts/demo.R not found"; exit 1; }
+log "Rscript inst/scripts/demo.R"
 rm -f moegate-demo.png
-Rscript inst/demo/demo.R
+Rscript inst/scripts/demo.R
 
 if [ -f moegate-demo.png ]; then
   log "plot written to $REPO_ROOT/moegate-demo.png"

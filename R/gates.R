@@ -250,3 +250,42 @@ print.moe_gate <- function(x, ...) {
       "  intercept:  ", x$intercept, "\n", "  normalizer: ", x$normalizer, "\n", sep = " ")
   invisible(x)
 }
+
+#' Evaluate gate weights
+#'
+#' Computes \eqn{G_1(z), \dots, G_k(z)} for a gate configuration and given gate
+#' parameters, with the same compiled code the fits use.
+#'
+#' @param gate A gate specification ([gate()] or a shorthand string).
+#' @param params A [moe_params()] object, or a list with elements `W` (q x k),
+#'   `b0` (length k) and optionally `tau`.
+#' @param z Gate covariates: a numeric matrix with q columns (a vector is taken
+#'   as one column).
+#' @param log Logical: return log-weights?
+#' @return An n x k matrix of (log-)weights.
+#' @examples
+#' z <- seq(-2, 2, length.out = 5)
+#' gate_weights(gate_softmax(), list(W = matrix(c(3, 0), 1), b0 = c(0, 0)), z)
+#' gate_weights(gate_sigmoid(normalize = FALSE), list(W = matrix(c(3, -1), 1), b0 = c(0, 0)), z)
+#' @export
+gate_weights <- function(gate, params, z, log = FALSE) {
+  gate <- as_gate(gate)
+  gp <- if (inherits(params, "moe_params")) params$gate else params
+  if (!is.list(gp) || is.null(gp$W) || is.null(gp$b0)) {
+    stop_arg("params", "a moe_params object or a list with `W` and `b0`", got = params)
+  }
+  W <- as.matrix(gp$W)
+  tau <- gp$tau %||% gate$temperature
+  check_number(tau, "tau", lower = 0, lower_open = TRUE)
+  if (length(gp$b0) != ncol(W)) stop_arg("params", "`b0` of length ncol(W) = ", ncol(W))
+  Z <- as_numeric_matrix(z, "z")
+  check_finite_matrix(Z, "z")
+  U <- gate_input(gate, Z)
+  if (ncol(U) != nrow(W)) {
+    stop_arg("z", "a matrix with ", nrow(W), " column(s) (rows of W); got ", ncol(U))
+  }
+  lw <- cpp_gate_forward(U, gate_cpp_spec(gate), list(W = W, b0 = as.numeric(gp$b0), tau = tau),
+                         1L)$log_weights
+  colnames(lw) <- colnames(W) %||% paste0("expert", seq_len(ncol(W)))
+  if (isTRUE(log)) lw else exp(lw)
+}

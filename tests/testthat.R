@@ -1,0 +1,4 @@
+library(testthat)
+library(moegate)
+
+test_check("moegate")
