@@ -18,6 +18,10 @@
 #' @param nthreads Number of OpenMP threads used over observations. Results do
 #'   not depend on it.
 #' @param trace Print the log-likelihood every `trace` iterations (0: never).
+#' @param accelerate `"none"` (plain EM) or `"squarem"`: SQUAREM extrapolation
+#'   (Varadhan and Roland, 2008) along two EM steps, kept only when it increases
+#'   the log-likelihood, so the fit stays monotone. Pays off for slow,
+#'   over-specified fits; each iteration then costs about three EM steps.
 #' @param gate_maxit,gate_tol Inner iterations and tolerance of the gate
 #'   M-step (Newton for the linear softmax gate, L-BFGS otherwise).
 #' @param expert_maxit,expert_tol Inner iterations and tolerance of the expert
@@ -28,7 +32,8 @@
 #' @export
 moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
                         nthreads = 1, trace = 0, gate_maxit = 50, gate_tol = 1e-10,
-                        expert_maxit = 25, expert_tol = 1e-10) {
+                        expert_maxit = 25, expert_tol = 1e-10,
+                        accelerate = c("none", "squarem")) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
   maxit <- check_count(maxit, "maxit")
   n_starts <- check_count(n_starts, "n_starts")
@@ -39,9 +44,14 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
   expert_maxit <- check_count(expert_maxit, "expert_maxit")
   check_number(expert_tol, "expert_tol", lower = 0, lower_open = TRUE)
   check_init(init)
+  if (!is.character(accelerate) || !all(accelerate %in% c("none", "squarem"))) {
+    stop_arg("accelerate", '"none" or "squarem"', got = accelerate)
+  }
+  accelerate <- accelerate[1]
   structure(list(tol = tol, maxit = maxit, n_starts = n_starts, init = init,
                  nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
-                 gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol),
+                 gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
+                 accelerate = accelerate),
             class = "moe_control")
 }
 

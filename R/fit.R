@@ -267,7 +267,7 @@ params_from_cpp <- function(gate_par, expert_par, expert, dims) {
 
 control_cpp <- function(control) {
   control[c("tol", "maxit", "nthreads", "trace", "gate_maxit", "gate_tol",
-            "expert_maxit", "expert_tol")]
+            "expert_maxit", "expert_tol", "accelerate")]
 }
 
 # ---- the two estimators ------------------------------------------------------
@@ -282,7 +282,7 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims) {
     all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
        objective = if (ok) res$loglik else -Inf, loglik = res$loglik,
-       trace = res$trace, iter = res$iter, converged = res$converged,
+       trace = res$trace, iter = res$iter, em_steps = res$em_steps, converged = res$converged,
        decreased = res$decreased, status = res$status, ok = ok,
        posterior = res$posterior, floor_binds = res$floor_binds, rss = NULL)
 }

@@ -91,6 +91,8 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   ctl.tol = Rcpp::as<double>(control["tol"]);
   ctl.maxit = Rcpp::as<int>(control["maxit"]);
   ctl.nthreads = nt;
+  ctl.squarem = control.containsElementNamed("accelerate") &&
+                Rcpp::as<std::string>(control["accelerate"]) == "squarem";
   const int trace = control.containsElementNamed("trace") ? Rcpp::as<int>(control["trace"]) : 0;
   auto between = [trace](int it, double ll) {
     if (trace > 0 && it % trace == 0) Rprintf("  iteration %5d  log-likelihood %.10g\n", it, ll);
@@ -103,8 +105,8 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   return List::create(Named("gate") = gate_params_to(res.gate),
                       Named("expert") = expert_params_to(res.expert),
                       Named("loglik") = res.loglik, Named("trace") = res.trace,
-                      Named("iter") = res.iter, Named("converged") = res.converged,
-                      Named("decreased") = res.decreased, Named("status") = res.status,
+                      Named("iter") = res.iter, Named("em_steps") = res.em_steps,
+                      Named("converged") = res.converged, Named("decreased") = res.decreased, Named("status") = res.status,
                       Named("posterior") = res.posterior, Named("floor_binds") = floor);
 }
 

@@ -54,23 +54,68 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     res.posterior = R;
     return res;
   }
+  // One EM map: M-step from responsibilities Rin, then the E-step.
+  auto em_map = [&](GateParams& g, ExpertParams& e, const MatrixXd& Rin, MatrixXd& Rout) {
+    expert.mstep(X, Y, Rin, e, nt);
+    gate.mstep(U, Rin, g, nt);
+    return e_step(gate, expert, X, Y, U, g, e, Rout, nt);
+  };
+  auto pack = [&](const GateParams& g, const ExpertParams& e) {
+    VectorXd th(gate.n_par() + expert.n_par());
+    th << gate.pack(g), expert.pack(e);
+    return th;
+  };
   for (int it = 1; it <= ctl.maxit; ++it) {
-    GateParams gp_old = gp;
-    ExpertParams ep_old = ep;
-    expert.mstep(X, Y, R, ep, nt);
-    gate.mstep(U, R, gp, nt);
-    MatrixXd Rnew;
-    const double ll_new = e_step(gate, expert, X, Y, U, gp, ep, Rnew, nt);
+    GateParams g1 = gp;
+    ExpertParams e1 = ep;
+    MatrixXd R1;
+    double ll_new = em_map(g1, e1, R, R1);
+    res.em_steps++;
     if (!std::isfinite(ll_new)) {
       // Keep the last finite fit and say why the iterations stopped.
-      gp = gp_old;
-      ep = ep_old;
       res.status = "numerical_failure";
       break;
     }
+    if (ctl.squarem) {
+      // SQUAREM (Varadhan & Roland 2008, scheme S3): extrapolate along two EM
+      // steps and keep the extrapolation only if it beats the second step, so
+      // the log-likelihood stays monotone.
+      GateParams g2 = g1;
+      ExpertParams e2 = e1;
+      MatrixXd R2;
+      const double ll2 = em_map(g2, e2, R1, R2);
+      res.em_steps++;
+      if (std::isfinite(ll2) && ll2 >= ll_new) {
+        const VectorXd t0 = pack(gp, ep), t1 = pack(g1, e1), t2 = pack(g2, e2);
+        const VectorXd r = t1 - t0, v = t2 - t1 - r;
+        g1 = g2; e1 = e2; R1.swap(R2); ll_new = ll2;
+        const double vn = v.norm();
+        if (vn > 0) {
+          const double alpha = std::min(-r.norm() / vn, -1.0);
+          const VectorXd tx = t0 - 2.0 * alpha * r + alpha * alpha * v;
+          GateParams gx = gate.unpack(tx.head(gate.n_par()), gp);
+          ExpertParams ex = expert.unpack(tx.tail(expert.n_par()), ep);
+          if (tx.allFinite() && expert.project(ex)) {
+            MatrixXd Rx;
+            const double llx = e_step(gate, expert, X, Y, U, gx, ex, Rx, nt);
+            if (std::isfinite(llx) && llx >= ll_new) {
+              // Stabilise with one EM step from the extrapolated point.
+              MatrixXd R3;
+              const double ll3 = em_map(gx, ex, Rx, R3);
+              res.em_steps++;
+              if (std::isfinite(ll3) && ll3 >= llx) {
+                g1 = gx; e1 = ex; R1.swap(R3); ll_new = ll3;
+              }
+            }
+          }
+        }
+      }
+    }
     // Rounding in sums over n can move the log-likelihood by ~1e-12 relative.
     if (ll_new < ll - 1e-9 * (std::abs(ll) + 1.0)) res.decreased = true;
-    R.swap(Rnew);
+    gp = g1;
+    ep = e1;
+    R.swap(R1);
     res.trace.push_back(ll_new);
     res.iter = it;
     const double change = std::abs(ll_new - ll) / (std::abs(ll) + 1e-10);
@@ -81,7 +126,6 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
       break;
     }
   }
-  if (res.status != "ok") ll = e_step(gate, expert, X, Y, U, gp, ep, R, nt);
   res.gate = gp;
   res.expert = ep;
   res.loglik = ll;

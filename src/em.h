@@ -12,6 +12,7 @@ struct EmControl {
   double tol = 1e-8;   // relative log-likelihood change
   int maxit = 1000;
   int nthreads = 1;
+  bool squarem = false;  // SQUAREM acceleration with monotone fallback
 };
 
 struct EmResult {
@@ -20,6 +21,7 @@ struct EmResult {
   double loglik = kNegInf;
   std::vector<double> trace;  // log-likelihood after each E-step
   int iter = 0;
+  int em_steps = 0;           // EM maps evaluated (> iter with SQUAREM)
   bool converged = false;
   bool decreased = false;     // a decrease beyond rounding was seen (never expected)
   std::string status = "ok";  // "ok" | "numerical_failure"

@@ -118,6 +118,12 @@ class GaussianExpert : public Expert {
     return pack(g);
   }
 
+  bool project(ExpertParams& e) const override {
+    if (!e.sigma2.allFinite() || (e.sigma2.array() <= 0).any()) return false;
+    e.sigma2 = e.sigma2.cwiseMax(spec_.var_floor);
+    return true;
+  }
+
   bool floor_binds(const ExpertParams& e, Index i) const override {
     return e.sigma2(i) <= spec_.var_floor * (1 + 1e-12);
   }

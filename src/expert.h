@@ -41,6 +41,9 @@ class Expert {
   virtual Index n_par() const = 0;
   virtual VectorXd pack(const ExpertParams& p) const = 0;
   virtual ExpertParams unpack(const VectorXd& theta, const ExpertParams& templ) const = 0;
+  // Put extrapolated parameters back into the parameter space (variances at
+  // or above the floor); false when they cannot be.
+  virtual bool project(ExpertParams&) const { return true; }
   // True when the variance floor binds for expert i.
   virtual bool floor_binds(const ExpertParams&, Index) const { return false; }
 };
