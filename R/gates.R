@@ -37,8 +37,13 @@ gate_transforms <- c("identity", "tanh", "sigmoid")
 #'   logits unchanged, and also \eqn{w_k = 0} when the score is the inner product
 #'   and the activation is the identity. Other invariances are kept, because
 #'   they are what the papers study: the cosine score ignores \eqn{\|w_i\|} (only
-#'   the direction of \eqn{w_i} is identified), and the linear softmax gate with
-#'   an estimated temperature only identifies \eqn{(w_i / \tau, b_{0i})}.
+#'   the direction of \eqn{w_i} is identified); under the softmax the perturbed
+#'   cosine score only identifies differences of \eqn{v_i = w_i / (\|w_i\| +
+#'   \epsilon_w)}, since a common shift of all \eqn{v_i} (keeping them in the
+#'   unit ball) leaves every logit difference unchanged; and a linear gate with
+#'   an estimated temperature (softmax or sigmoid) only identifies
+#'   \eqn{(w_i / \tau, b_{0i})}. `summary()` reports such directions with `NA`
+#'   standard errors.
 #'   Experts are unordered in every gate.
 #'
 #' @param score Score function: one of `"inner"`, `"cosine"`,

@@ -77,6 +77,9 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
                         na.action, model = TRUE, ...) {
   check_dots(...)
   cl <- match.call()
+  # Store the call to the generic: the method is not exported, so update()
+  # could not evaluate a call to `moe.formula` / `moe.default`.
+  cl[[1L]] <- quote(moe)
   if (missing(k)) stop_arg("k", "given: the number of experts")
   method <- match.arg(method)
   gate <- as_gate(gate)
@@ -122,6 +125,9 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                         ...) {
   check_dots(...)
   cl <- match.call()
+  # Store the call to the generic: the method is not exported, so update()
+  # could not evaluate a call to `moe.formula` / `moe.default`.
+  cl[[1L]] <- quote(moe)
   if (missing(k)) stop_arg("k", "given: the number of experts")
   method <- match.arg(method)
   gate <- as_gate(gate)

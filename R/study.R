@@ -1,0 +1,509 @@
+# Convergence-rate studies: a setting object, a parallel driver built on the
+# future framework, the rate estimates and the log-log figure
+# (MODELS.md section 6, STUDIES.md).
+
+#' A convergence-rate study setting
+#'
+#' Collects everything that defines one simulation study of a convergence
+#' rate: the true model, what is fitted, the sample sizes and replications, the
+#' starting values, the estimator and the loss. [rate_study()] runs it.
+#'
+#' For every sample size \eqn{n} in `n_grid` and replication \eqn{r}, the
+#' driver draws covariates from `x_dist`, a response from the true model
+#' (likelihood models: with [rmoe()]; least squares: the regression function
+#' plus Gaussian noise of variance `truth$expert$sigma2[1]`), fits `k` experts
+#' with [moe_fit()] and computes the loss against `truth`.
+#'
+#' @param truth A [moe_params()] object: the true parameters. Its expert
+#'   coefficients have an intercept row first, then one row per covariate.
+#' @param k Number of fitted experts.
+#' @param n_grid Sample sizes (positive whole numbers).
+#' @param n_rep Replications per sample size.
+#' @param gate,expert Gate and expert specifications (shared by truth and fit).
+#' @param method `"ml"` or `"lsq"`, passed to [moe_fit()].
+#' @param init Starting values: `"near_truth"` ([init_near_truth()] with its
+#'   defaults), `"kmeans"`, `"random"`, or anything `moe_control(init = )`
+#'   accepts (a function, parameters).
+#' @param loss `"D1"`, `"rbar"` or a named list of exponents: the
+#'   [voronoi_loss()] with that table (the study then also records the
+#'   reference-convention loss as `loss_reference`); or a function
+#'   `function(fit, truth)` returning a number, or a named numeric vector whose
+#'   first element is the loss and whose others are recorded as
+#'   `loss_<name>`. `fit` is a list with `params`, `gate`, `expert`, `method`,
+#'   `loglik`, accepted by [voronoi_loss()] and [density_error()].
+#' @param x_dist Covariate distribution: `function(n, d)` returning an n x d
+#'   matrix (the gate sees the same covariates). It may be deterministic, as
+#'   the equispaced grid of the NeurIPS 2023 protocol is. `NULL`: independent
+#'   uniforms on \eqn{[-1, 1]}.
+#' @param control [moe_control()] settings of the fits; its `init` is replaced
+#'   by `init`.
+#' @param name A label for printed output and plots.
+#' @param levels Class labels for multinomial experts (`NULL`: "1", "2", ...).
+#' @return An object of class `moe_study_setting`.
+#' @seealso [rate_study()], [study_setting_neurips2023()].
+#' @examples
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' setting <- moe_study_setting(truth, k = 2, n_grid = c(200, 400, 800), n_rep = 3,
+#'                              loss = "D1", control = moe_control(tol = 1e-8))
+#' setting
+#' @export
+moe_study_setting <- function(truth, k, n_grid, n_rep = 40, gate = "softmax",
+                              expert = "gaussian", method = c("ml", "lsq"),
+                              init = "near_truth", loss = "rbar", x_dist = NULL,
+                              control = moe_control(), name = "study", levels = NULL) {
+  if (!inherits(truth, "moe_params")) stop_arg("truth", "a moe_params object", got = truth)
+  k <- check_count(k, "k")
+  if (!is.numeric(n_grid) || length(n_grid) < 1 || any(!is.finite(n_grid)) ||
+      any(n_grid < 1) || any(n_grid != round(n_grid))) {
+    stop_arg("n_grid", "a vector of positive whole numbers", got = n_grid)
+  }
+  n_grid <- sort(unique(as.integer(n_grid)))
+  n_rep <- check_count(n_rep, "n_rep")
+  gate <- as_gate(gate)
+  expert <- as_expert(expert)
+  method <- match.arg(method)
+  control <- as_control(control)
+  if (identical(init, "near_truth")) init <- init_near_truth(truth, k)
+  check_init(init)
+  control$init <- init
+  if (!(is.function(loss) || (is.character(loss) && length(loss) == 1) || is.list(loss))) {
+    stop_arg("loss", '"D1", "rbar", a list of exponents or a function(fit, truth)', got = loss)
+  }
+  if (!is.function(loss)) exponent_table(loss)
+  if (is.null(x_dist)) x_dist <- function(n, d) matrix(stats::runif(n * d, -1, 1), n, d)
+  if (!is.function(x_dist)) stop_arg("x_dist", "a function(n, d)", got = x_dist)
+  if (!is.character(name) || length(name) != 1) stop_arg("name", "a string", got = name)
+  structure(list(name = name, truth = truth, k = k, n_grid = n_grid, n_rep = n_rep,
+                 gate = gate, expert = expert, method = method, init = init, loss = loss,
+                 x_dist = x_dist, control = control, levels = levels),
+            class = "moe_study_setting")
+}
+
+#' @export
+print.moe_study_setting <- function(x, ...) {
+  k_true <- ncol(x$truth$gate$W)
+  loss <- if (is.function(x$loss)) "user function" else if (is.character(x$loss)) {
+    paste0("Voronoi (", x$loss, ")")
+  } else "Voronoi (user exponents)"
+  cat("<moe_study_setting> ", x$name, "\n", sep = "")
+  cat("  truth:   ", k_true, " experts, ", x$expert$family, " experts, gate ", x$gate$name, "\n", sep = "")
+  cat("  fitted:  k = ", x$k, ", method ", x$method, ", ", x$control$n_starts, " start(s), tol ",
+      format(x$control$tol), ", maxit ", x$control$maxit, "\n", sep = "")
+  cat("  grid:    ", length(x$n_grid), " sizes from ", min(x$n_grid), " to ", max(x$n_grid),
+      ", ", x$n_rep, " replications (", length(x$n_grid) * x$n_rep, " fits)\n", sep = "")
+  cat("  loss:    ", loss, "\n", sep = "")
+  invisible(x)
+}
+
+#' Run a convergence-rate study
+#'
+#' Runs every (sample size, replication) fit of a [moe_study_setting()]
+#' through the future framework: [future.apply::future_lapply()] with
+#' `future.seed`, so every fit has its own L'Ecuyer-CMRG random number stream
+#' derived from `seed` and the results are identical under any
+#' [future::plan()] and any number of workers (only the timing column
+#' differs). Choose the plan before calling, e.g.
+#' `future::plan(future::multisession, workers = 2)`. Progress is reported
+#' through progressr: with `progress = TRUE` a bar is shown (with the
+#' handlers set by [progressr::handlers()]); otherwise the progress conditions
+#' are only visible to globally registered handlers.
+#'
+#' A fit that fails (an error in simulation, fitting or the loss) does not
+#' stop the study: its row has `NA` loss and the error message. Each fit uses
+#' one thread; parallelism is over fits.
+#'
+#' @param setting A [moe_study_setting()].
+#' @param seed An integer: the seed from which all random streams derive.
+#' @param stuck_tol A fit is flagged `stuck` when its log-likelihood is below
+#'   that of the true parameters on the same data by more than `stuck_tol`.
+#'   An over-specified maximum-likelihood fit exceeds the truth's
+#'   log-likelihood by a chi-square-like amount of order one; a fit trapped in
+#'   a poor local optimum falls short by an amount that grows with \eqn{n}. The
+#'   default 1 (log-likelihood units) separates the two.
+#' @param progress Show a progress bar?
+#' @param scheduling Chunks per worker (`future.scheduling`): more chunks
+#'   balance unequal fit times better and update the progress bar more often.
+#' @return A data frame of class `c("moe_rate_study", "data.frame")`, one row
+#'   per fit, sorted by `n` then `replication`, with columns `n`,
+#'   `replication`, `loss`, `loss_reference` (Voronoi losses: the
+#'   reference-convention loss) or other `loss_*` columns, `loglik`,
+#'   `loglik_truth`, `iterations`, `converged`, `seconds` (of the fit),
+#'   `error` (`NA` or the error message), `stuck`, and the list column `params`
+#'   (fitted [moe_params()], `NULL` when failed). Attributes: `setting`,
+#'   `seed`, `elapsed` (wall time in seconds) and `workers`.
+#' @seealso [rate_slopes()], [plot.moe_rate_study()].
+#' @examples
+#' \donttest{
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' setting <- moe_study_setting(truth, k = 2, n_grid = c(200, 400, 800, 1600), n_rep = 4,
+#'                              loss = "D1", control = moe_control(tol = 1e-8))
+#' study <- rate_study(setting, seed = 1)
+#' study
+#' rate_slopes(study, B = 200)
+#' plot(study)
+#' }
+#' @export
+rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(),
+                       scheduling = 4) {
+  if (!inherits(setting, "moe_study_setting")) {
+    stop_arg("setting", "a moe_study_setting object", got = setting)
+  }
+  if (!requireNamespace("future.apply", quietly = TRUE)) {
+    stop("rate_study() needs the future.apply package: install.packages(\"future.apply\").",
+         call. = FALSE)
+  }
+  check_number(seed, "seed", integer = TRUE)
+  check_number(stuck_tol, "stuck_tol", lower = 0)
+  check_flag(progress, "progress")
+  check_number(scheduling, "scheduling", lower = 0, lower_open = TRUE)
+  # Replication-major order: every chunk holds all sample sizes, so chunks of
+  # equal length cost about the same.
+  tasks <- expand.grid(n = setting$n_grid, replication = seq_len(setting$n_rep))
+  has_progressr <- requireNamespace("progressr", quietly = TRUE)
+  start <- proc.time()[["elapsed"]]
+  run_all <- function() {
+    tick <- if (has_progressr) progressr::progressor(steps = nrow(tasks)) else function(...) NULL
+    future.apply::future_lapply(seq_len(nrow(tasks)), function(i) {
+      row <- study_task(setting, tasks$n[i], tasks$replication[i])
+      tick()
+      row
+    }, future.seed = as.integer(seed), future.scheduling = scheduling)
+  }
+  rows <- if (progress && has_progressr) progressr::with_progress(run_all()) else run_all()
+  elapsed <- proc.time()[["elapsed"]] - start
+  study <- study_frame(rows, stuck_tol)
+  attr(study, "setting") <- setting
+  attr(study, "seed") <- seed
+  attr(study, "elapsed") <- elapsed
+  attr(study, "workers") <- if (requireNamespace("future", quietly = TRUE)) {
+    unname(future::nbrOfWorkers())
+  } else NA
+  study
+}
+
+# One fit of a study: simulate, fit, score. Never throws.
+study_task <- function(setting, n, replication) {
+  out <- list(n = n, replication = replication, losses = c(loss = NA_real_), loglik = NA_real_,
+              loglik_truth = NA_real_, iterations = NA_integer_, converged = NA,
+              seconds = NA_real_, error = NA_character_, params = NULL)
+  spec <- list(gate = setting$gate, expert = setting$expert, method = setting$method)
+  result <- tryCatch({
+    data <- study_data(setting, n)
+    out$loglik_truth <- params_loglik(setting$truth, spec, data)
+    t0 <- proc.time()[["elapsed"]]
+    fit <- withCallingHandlers(
+      moe_fit(data$y, data$X, data$Z, setting$k, expert = setting$expert, gate = setting$gate,
+              method = setting$method, control = setting$control),
+      moe_convergence_warning = function(w) invokeRestart("muffleWarning"),
+      moe_variance_floor_warning = function(w) invokeRestart("muffleWarning"),
+      moe_degenerate_warning = function(w) invokeRestart("muffleWarning"))
+    out$seconds <- proc.time()[["elapsed"]] - t0
+    out$loglik <- fit$loglik
+    out$iterations <- as.integer(fit$iter)
+    out$converged <- isTRUE(fit$converged)
+    out$params <- fit$params
+    scored <- c(spec, list(params = fit$params, loglik = fit$loglik))
+    out$losses <- study_loss(setting, scored)
+    out
+  }, error = function(e) {
+    out$error <- conditionMessage(e)
+    out
+  })
+  result
+}
+
+# Covariates and response of one replication.
+study_data <- function(setting, n) {
+  truth <- setting$truth
+  d <- dim(truth$expert$coef)[1] - 1L
+  x <- setting$x_dist(n, d)
+  x <- as_numeric_matrix(x, "x_dist")
+  if (nrow(x) != n || ncol(x) != d) {
+    stop_arg("x_dist", "a function returning an n x d = ", n, " x ", d, " matrix")
+  }
+  colnames(x) <- if (d > 0) paste0("x", seq_len(d))
+  X <- cbind(`(Intercept)` = 1, x)
+  if (setting$method == "lsq") {
+    spec <- list(gate = setting$gate, expert = setting$expert)
+    s2 <- truth$expert$sigma2[1] %||% 1
+    y <- model_parts(truth, spec, X, x)$response + sqrt(s2) * stats::rnorm(n)
+    y <- as.numeric(y)
+  } else {
+    y <- rmoe(n, truth, x = x, expert = setting$expert, gate = setting$gate,
+              levels = setting$levels)$y
+  }
+  list(y = y, X = X, Z = x)
+}
+
+# Log-likelihood of parameters on data, defined as moe_fit() defines it.
+params_loglik <- function(params, spec, data) {
+  parts <- model_parts(params, spec, data$X, data$Z)
+  n <- nrow(data$X)
+  if (spec$method == "lsq") {
+    rss <- sum((data$y - parts$response)^2)
+    return(-0.5 * n * (log(2 * pi * rss / n) + 1))
+  }
+  G <- parts$gate
+  if (spec$expert$family == "multinomial") {
+    yi <- as.integer(factor(data$y))
+    f <- vapply(seq_len(ncol(G)), function(i) parts$expert[cbind(seq_len(n), yi, i)], numeric(n))
+  } else {
+    s <- sqrt(params$expert$sigma2)
+    f <- vapply(seq_len(ncol(G)), function(i) {
+      stats::dnorm(data$y, parts$expert[, i], s[i])
+    }, numeric(n))
+  }
+  sum(log(rowSums(G * matrix(f, n))))
+}
+
+# Named losses of one fit; the first is "loss".
+study_loss <- function(setting, fit) {
+  if (is.function(setting$loss)) {
+    value <- setting$loss(fit, setting$truth)
+    if (!is.numeric(value) || length(value) < 1) {
+      stop("the study's loss function returned ", describe(value), call. = FALSE)
+    }
+    nm <- names(value)
+    nm <- if (is.null(nm)) paste0("loss_", seq_along(value)) else paste0("loss_", nm)
+    nm[1] <- "loss"
+    return(stats::setNames(as.numeric(value), nm))
+  }
+  v <- voronoi_loss(fit, setting$truth, exponents = setting$loss, detail = TRUE)
+  c(loss = v$loss, loss_reference = v$reference)
+}
+
+# Rows from the workers to one data frame.
+study_frame <- function(rows, stuck_tol) {
+  loss_names <- unique(unlist(lapply(rows, function(r) names(r$losses))))
+  loss_names <- c("loss", setdiff(loss_names, "loss"))
+  losses <- t(vapply(rows, function(r) {
+    v <- r$losses[loss_names]
+    stats::setNames(as.numeric(v), loss_names)
+  }, numeric(length(loss_names))))
+  losses <- matrix(losses, nrow = length(rows), dimnames = list(NULL, loss_names))
+  col <- function(name, type) vapply(rows, function(r) r[[name]], type)
+  study <- data.frame(n = col("n", 0L), replication = col("replication", 0L), losses,
+                      loglik = col("loglik", 0), loglik_truth = col("loglik_truth", 0),
+                      iterations = col("iterations", 0L), converged = col("converged", NA),
+                      seconds = col("seconds", 0), error = col("error", ""),
+                      stringsAsFactors = FALSE)
+  study$stuck <- !is.na(study$loglik) & study$loglik < study$loglik_truth - stuck_tol
+  study$params <- lapply(rows, function(r) r$params)
+  ord <- order(study$n, study$replication)
+  study <- study[ord, , drop = FALSE]
+  rownames(study) <- NULL
+  class(study) <- c("moe_rate_study", "data.frame")
+  study
+}
+
+# Per-n summary of one loss column.
+study_summary <- function(study, loss = "loss") {
+  if (!loss %in% names(study)) stop_arg("loss", "a loss column of the study", got = loss)
+  groups <- split(seq_len(nrow(study)), study$n)
+  stuck <- if ("stuck" %in% names(study)) study$stuck else rep(NA, nrow(study))
+  out <- do.call(rbind, lapply(groups, function(idx) {
+    v <- study[[loss]][idx]
+    ok <- v[!is.na(v)]
+    q <- if (length(ok)) stats::quantile(ok, c(0.25, 0.5, 0.75), names = FALSE) else rep(NA_real_, 3)
+    data.frame(n = study$n[idx[1]], replications = length(idx), failed = sum(is.na(v)),
+               mean = if (length(ok)) mean(ok) else NA_real_, median = q[2], q25 = q[1],
+               q75 = q[3], share_stuck = mean(stuck[idx]))
+  }))
+  rownames(out) <- NULL
+  out
+}
+
+#' @export
+print.moe_rate_study <- function(x, ...) {
+  setting <- attr(x, "setting")
+  name <- if (!is.null(setting)) setting$name else "study"
+  failed <- sum(!is.na(x$error))
+  cat("<moe_rate_study> ", name, ": ", length(unique(x$n)), " sample sizes, ", nrow(x),
+      " fits, ", failed, " failed, ", sum(x$stuck, na.rm = TRUE), " stuck", sep = "")
+  if (!is.null(attr(x, "elapsed"))) {
+    cat(sprintf("; wall time %.1f s on %s worker(s)", attr(x, "elapsed"), format(attr(x, "workers"))))
+  }
+  cat("\n")
+  s <- study_summary(x)
+  if (nrow(s) > 12) {
+    print(utils::head(s, 6), digits = 3, row.names = FALSE)
+    cat("  ...\n")
+    print(utils::tail(s, 6), digits = 3, row.names = FALSE)
+  } else {
+    print(s, digits = 3, row.names = FALSE)
+  }
+  cat("(one row per fit in the data frame; as.data.frame() for all columns)\n")
+  invisible(x)
+}
+
+#' @export
+as.data.frame.moe_rate_study <- function(x, ...) {
+  class(x) <- "data.frame"
+  x
+}
+
+#' Convergence-rate slopes of a study
+#'
+#' Fits \eqn{\log \bar L(n) = c + \beta \log n} by least squares over the grid,
+#' where \eqn{\bar L(n)} is the mean loss over the replications at size
+#' \eqn{n}, and reports \eqn{\beta} with a percentile bootstrap interval
+#' (replications resampled with replacement within each \eqn{n}). Also
+#' reported, because the mean is dominated by the few replications stuck in a
+#' poor local optimum and because a rate like \eqn{1/\log n} shows as a slope
+#' that flattens with \eqn{n}: the slope of the median loss, and the slopes of
+#' the mean loss on the lower and upper halves of the grid (each half holds
+#' \eqn{\lceil G/2 \rceil} of the \eqn{G} sizes). The share of stuck
+#' replications and the failed fits per \eqn{n} come alongside; no replication
+#' is dropped except failed fits, whose number is reported.
+#'
+#' @param study A [rate_study()] result, or any data frame with columns `n`
+#'   and the loss (optionally `replication` and `stuck`).
+#' @param loss Name of the loss column.
+#' @param B Bootstrap resamples.
+#' @param level Confidence level of the intervals.
+#' @param seed Seed of the bootstrap (the global random number generator is
+#'   left as it was).
+#' @return A data frame of class `moe_rate_slopes` with one row per slope
+#'   (`statistic`, `sizes`, `n_min`, `n_max`, `slope`, `lower`, `upper`) and
+#'   the per-size summary (`n`, `replications`, `failed`, `mean`, `median`,
+#'   quartiles, `share_stuck`) in the attribute `"by_n"`.
+#' @examples
+#' # Synthetic losses with a known rate n^(-1/2)
+#' set.seed(1)
+#' d <- expand.grid(n = round(10^seq(2, 4, length.out = 10)), replication = 1:20)
+#' d$loss <- d$n^(-0.5) * rexp(nrow(d))
+#' rate_slopes(d, B = 200)
+#' @export
+rate_slopes <- function(study, loss = "loss", B = 999, level = 0.95, seed = 1) {
+  if (!is.data.frame(study) || !all(c("n", loss) %in% names(study))) {
+    stop_arg("study", "a rate_study() result or a data frame with columns `n` and `", loss, "`",
+             got = study)
+  }
+  B <- check_count(B, "B")
+  check_number(level, "level", lower = 0, upper = 1, lower_open = TRUE)
+  by_n <- study_summary(study, loss)
+  sizes <- by_n$n
+  G <- length(sizes)
+  if (G < 2) stop_arg("study", "losses at two or more sample sizes")
+  values <- lapply(split(study[[loss]], study$n), function(v) v[!is.na(v)])
+  half <- ceiling(G / 2)
+  subsets <- list(all = seq_len(G), `lower half` = seq_len(half), `upper half` = (G - half + 1):G)
+  rows <- list(c("mean", "all"), c("median", "all"), c("mean", "lower half"),
+               c("mean", "upper half"))
+  point <- list(mean = by_n$mean, median = by_n$median)
+  boot <- with_local_seed(seed, {
+    means <- matrix(NA_real_, B, G)
+    medians <- matrix(NA_real_, B, G)
+    for (g in seq_len(G)) {
+      v <- values[[g]]
+      if (length(v) == 0) next
+      draws <- matrix(v[sample.int(length(v), B * length(v), replace = TRUE)], B)
+      means[, g] <- rowMeans(draws)
+      medians[, g] <- apply(draws, 1, stats::median)
+    }
+    list(mean = means, median = medians)
+  })
+  alpha <- (1 - level) / 2
+  out <- do.call(rbind, lapply(rows, function(r) {
+    idx <- subsets[[r[2]]]
+    est <- if (length(idx) >= 2) log_slope(sizes[idx], matrix(point[[r[1]]][idx], 1)) else NA_real_
+    bs <- if (length(idx) >= 2) log_slope(sizes[idx], boot[[r[1]]][, idx, drop = FALSE]) else NA_real_
+    ci <- if (all(is.na(bs))) c(NA_real_, NA_real_) else {
+      stats::quantile(bs, c(alpha, 1 - alpha), na.rm = TRUE, names = FALSE)
+    }
+    data.frame(statistic = r[1], sizes = r[2], n_min = min(sizes[idx]), n_max = max(sizes[idx]),
+               slope = est, lower = ci[1], upper = ci[2], stringsAsFactors = FALSE)
+  }))
+  attr(out, "by_n") <- by_n
+  attr(out, "level") <- level
+  attr(out, "B") <- B
+  class(out) <- c("moe_rate_slopes", "data.frame")
+  out
+}
+
+# Least-squares slope of log(values) on log(n), one per row of `values`;
+# sizes whose value is not positive are left out of that row's fit.
+log_slope <- function(n, values) {
+  lx <- log(n)
+  apply(values, 1, function(v) {
+    ok <- is.finite(v) & v > 0
+    if (sum(ok) < 2) return(NA_real_)
+    x <- lx[ok]
+    y <- log(v[ok])
+    sum((x - mean(x)) * (y - mean(y))) / sum((x - mean(x))^2)
+  })
+}
+
+# Evaluate expr with set.seed(seed), restoring the global RNG state after.
+with_local_seed <- function(seed, expr) {
+  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
+  if (had_seed) old <- get(".Random.seed", envir = .GlobalEnv)
+  on.exit(if (had_seed) assign(".Random.seed", old, envir = .GlobalEnv) else
+    rm(".Random.seed", envir = .GlobalEnv))
+  set.seed(seed)
+  expr
+}
+
+#' @export
+print.moe_rate_slopes <- function(x, ...) {
+  cat(sprintf("Slopes of log(loss) on log(n), %g%% bootstrap intervals (%d resamples):\n",
+              100 * attr(x, "level"), attr(x, "B")))
+  tab <- as.data.frame(unclass(x))[, c("statistic", "sizes", "n_min", "n_max", "slope", "lower", "upper")]
+  print(tab, digits = 3, row.names = FALSE)
+  by_n <- attr(x, "by_n")
+  if (!all(is.na(by_n$share_stuck)) || any(by_n$failed > 0)) {
+    overall <- sum(by_n$share_stuck * by_n$replications) / sum(by_n$replications)
+    cat(sprintf("Stuck fits: %.1f%% overall; failed fits: %d (per n: attr(, \"by_n\"))\n",
+                100 * overall, sum(by_n$failed)))
+  }
+  invisible(x)
+}
+
+#' Log-log plot of a convergence-rate study
+#'
+#' Mean loss per sample size (filled points) with its least-squares line on the
+#' log-log scale, the median (open points) and the interquartile range over
+#' replications (vertical bars); the legend gives the fitted slopes.
+#'
+#' @param x A [rate_study()] result.
+#' @param loss Name of the loss column to plot.
+#' @param main,xlab,ylab Plot titles.
+#' @param ... Further arguments passed to [graphics::plot()].
+#' @return `x`, invisibly.
+#' @examples
+#' set.seed(1)
+#' d <- expand.grid(n = round(10^seq(2, 4, length.out = 10)), replication = 1:20)
+#' d$loss <- d$n^(-0.5) * rexp(nrow(d))
+#' class(d) <- c("moe_rate_study", "data.frame")
+#' plot(d)
+#' @export
+plot.moe_rate_study <- function(x, loss = "loss", main = NULL, xlab = "sample size n",
+                                ylab = NULL, ...) {
+  s <- study_summary(x, loss)
+  s <- s[is.finite(s$mean) & s$mean > 0, , drop = FALSE]
+  if (nrow(s) < 2) stop_arg("x", "positive mean losses at two or more sample sizes")
+  setting <- attr(x, "setting")
+  if (is.null(main)) main <- if (!is.null(setting)) setting$name else "Convergence rate"
+  if (is.null(ylab)) ylab <- if (loss == "loss") "loss" else loss
+  vals <- c(s$mean, s$median, s$q25, s$q75)
+  vals <- vals[is.finite(vals) & vals > 0]
+  graphics::plot(s$n, s$mean, log = "xy", pch = 19, ylim = range(vals), xlab = xlab,
+                 ylab = ylab, main = main, ...)
+  ok <- is.finite(s$q25) & s$q25 > 0
+  graphics::segments(s$n[ok], s$q25[ok], s$n[ok], s$q75[ok], col = "grey60")
+  graphics::points(s$n, s$median, pch = 1, col = "steelblue")
+  slope_mean <- log_slope(s$n, matrix(s$mean, 1))
+  cf <- stats::coef(stats::lm(log(s$mean) ~ log(s$n)))
+  grid_n <- range(s$n)
+  graphics::lines(grid_n, exp(cf[1] + cf[2] * log(grid_n)), col = "firebrick", lwd = 2)
+  slope_median <- log_slope(s$n, matrix(s$median, 1))
+  graphics::legend("topright", bty = "n",
+                   legend = c(sprintf("mean loss, slope %.2f", slope_mean),
+                              sprintf("median loss, slope %.2f", slope_median),
+                              "interquartile range"),
+                   pch = c(19, 1, NA), lty = c(1, NA, 1), lwd = c(2, NA, 1),
+                   col = c("firebrick", "steelblue", "grey60"))
+  invisible(x)
+}

@@ -1,0 +1,61 @@
+# Shared by the bench scripts: load moegate, simulate a softmax-gated Gaussian
+# MoE, and evaluate its log-likelihood in plain R (an evaluator independent of
+# both moegate and flexmix, so their fits can be compared on the same scale).
+
+load_moegate <- function() {
+  lib <- Sys.getenv("MOEGATE_LIB", "")
+  if (nzchar(lib)) library(moegate, lib.loc = lib) else library(moegate)
+  invisible(NULL)
+}
+
+# Directory of the running script (Rscript --file=...), for sourcing and output.
+bench_dir <- function() {
+  file_arg <- grep("^--file=", commandArgs(FALSE), value = TRUE)
+  if (length(file_arg)) dirname(normalizePath(sub("^--file=", "", file_arg[1]))) else "bench"
+}
+
+machine_info <- function() {
+  cores <- tryCatch(as.integer(system("nproc", intern = TRUE)), error = function(e) NA)
+  cpu <- tryCatch({
+    l <- grep("^model name", readLines("/proc/cpuinfo"), value = TRUE)[1]
+    trimws(sub("^model name\\s*:", "", l))
+  }, error = function(e) NA)
+  sprintf("%s; %s cores (nproc); %s; moegate %s", cpu, cores, R.version.string,
+          as.character(utils::packageVersion("moegate")))
+}
+
+# Gate logits (n x k) of the linear softmax gate: b0_i + z' w_i.
+softmax_logits <- function(Z, W, b0) sweep(Z %*% W, 2, b0, "+")
+
+log_softmax <- function(H) {
+  m <- apply(H, 1, max)
+  H - (m + log(rowSums(exp(H - m))))
+}
+
+# y_n ~ sum_i softmax_i(b0 + z_n' W) N(x_n' coef_i, sigma2_i), X with intercept.
+simulate_moe <- function(n, W, b0, coef, sigma2, seed) {
+  set.seed(seed)
+  d <- nrow(W)
+  Z <- matrix(stats::runif(n * d, -1, 1), n, d, dimnames = list(NULL, paste0("x", seq_len(d))))
+  X <- cbind(`(Intercept)` = 1, Z)
+  G <- exp(log_softmax(softmax_logits(Z, W, b0)))
+  # Inverse-CDF draw of the expert label, one uniform per row.
+  cum <- t(apply(G, 1, cumsum))
+  label <- 1L + rowSums(cum < stats::runif(n))
+  label <- pmin(label, ncol(W))
+  mu <- rowSums(X * t(coef)[label, , drop = FALSE])
+  y <- mu + stats::rnorm(n, sd = sqrt(sigma2[label]))
+  list(y = y, X = X, Z = Z, label = label, data = data.frame(y = y, Z))
+}
+
+# Log-likelihood of a softmax Gaussian MoE, computed in R with log-sum-exp.
+loglik_softmax_moe <- function(y, X, Z, W, b0, coef, sigma2) {
+  logG <- log_softmax(softmax_logits(Z, W, b0))
+  mu <- X %*% coef
+  logF <- vapply(seq_len(ncol(coef)), function(i) {
+    stats::dnorm(y, mu[, i], sqrt(sigma2[i]), log = TRUE)
+  }, numeric(length(y)))
+  A <- logG + logF
+  m <- apply(A, 1, max)
+  sum(m + log(rowSums(exp(A - m))))
+}

@@ -1,0 +1,135 @@
+# Study settings, the parallel driver and the rate estimates.
+
+small_truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+                          coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+# The fits without timing and run attributes: what must be reproducible.
+drop_time <- function(s) {
+  s <- within(as.data.frame(s), rm(seconds))
+  attributes(s) <- attributes(s)[c("names", "row.names", "class")]
+  s
+}
+small_setting <- function(...) {
+  moe_study_setting(small_truth, k = 2, n_grid = c(200, 400, 800), n_rep = 2, loss = "D1",
+                    control = moe_control(tol = 1e-8, maxit = 300), name = "small", ...)
+}
+
+test_that("a small study runs in seconds and returns the documented columns", {
+  time <- system.time(study <- rate_study(small_setting(), seed = 1))
+  expect_lt(time[["elapsed"]], 20)
+  expect_s3_class(study, c("moe_rate_study", "data.frame"))
+  expect_equal(nrow(study), 6)
+  expect_named(study, c("n", "replication", "loss", "loss_reference", "loglik", "loglik_truth",
+                        "iterations", "converged", "seconds", "error", "stuck", "params"))
+  expect_equal(study$n, rep(c(200L, 400L, 800L), each = 2))
+  expect_equal(study$replication, rep(1:2, 3))
+  expect_true(all(is.na(study$error)))
+  expect_true(all(study$loss >= 0 & study$loss <= study$loss_reference + 1e-12))
+  expect_true(all(study$loglik >= study$loglik_truth - 1))
+  expect_s3_class(study$params[[1]], "moe_params")
+  expect_equal(attr(study, "seed"), 1)
+  expect_output(print(study), "small")
+  # Same seed, same study (timing aside).
+  again <- rate_study(small_setting(), seed = 1)
+  expect_identical(drop_time(again), drop_time(study))
+  other <- rate_study(small_setting(), seed = 2)
+  expect_false(identical(other$loss, study$loss))
+})
+
+test_that("failed fits are recorded, not fatal", {
+  # n = 3 cannot hold 2 experts with 2 coefficients each.
+  setting <- moe_study_setting(small_truth, k = 2, n_grid = c(3, 300), n_rep = 2, loss = "D1")
+  study <- rate_study(setting, seed = 1)
+  expect_equal(nrow(study), 4)
+  expect_true(all(is.na(study$loss[study$n == 3])))
+  expect_match(study$error[study$n == 3], "k")
+  expect_false(any(study$stuck[study$n == 3]))
+  expect_true(all(!is.na(study$loss[study$n == 300])))
+  # A loss function that throws is caught as well.
+  broken <- moe_study_setting(small_truth, k = 2, n_grid = 200, n_rep = 1,
+                              loss = function(fit, truth) stop("no loss today"))
+  s1 <- rate_study(broken, seed = 1)
+  expect_equal(s1$error, "no loss today")
+  expect_true(is.na(s1$loss))
+  # Extra named losses become columns.
+  two <- moe_study_setting(small_truth, k = 2, n_grid = c(200, 300), n_rep = 1,
+                           loss = function(fit, truth) c(total = voronoi_loss(fit, truth), two = 2))
+  s2 <- rate_study(two, seed = 1)
+  expect_true("loss_two" %in% names(s2))
+  expect_equal(s2$loss_two, c(2, 2))
+})
+
+test_that("results are identical under sequential and 2-worker multisession plans", {
+  skip_on_cran()
+  skip_if_not_installed("future")
+  skip_if_not_installed("future.apply")
+  old <- future::plan(future::sequential)
+  on.exit(future::plan(old), add = TRUE)
+  setting <- moe_study_setting(small_truth, k = 3, n_grid = c(300, 600), n_rep = 3,
+                               loss = "rbar", control = moe_control(tol = 1e-6, n_starts = 2))
+  seq_study <- rate_study(setting, seed = 7)
+  future::plan(future::multisession, workers = 2)
+  par_study <- rate_study(setting, seed = 7, scheduling = 2)
+  expect_identical(drop_time(par_study), drop_time(seq_study))
+  expect_equal(attr(par_study, "workers"), 2)
+})
+
+test_that("rate_slopes recovers a known power law", {
+  set.seed(5)
+  d <- expand.grid(n = round(10^seq(2, 5, length.out = 12)), replication = 1:30)
+  d$loss <- 3 * d$n^(-0.5) * exp(rnorm(nrow(d), sd = 0.3))
+  s <- rate_slopes(d, B = 300)
+  expect_s3_class(s, "moe_rate_slopes")
+  expect_equal(s$statistic, c("mean", "median", "mean", "mean"))
+  expect_equal(s$sizes, c("all", "all", "lower half", "upper half"))
+  expect_equal(s$slope, rep(-0.5, 4), tolerance = 0.06)
+  expect_true(all(s$lower < -0.5 & s$upper > -0.5))
+  expect_true(all(s$lower < s$slope & s$slope < s$upper))
+  expect_equal(s$n_max[3], 10^3.5 |> round() |> (\(x) d$n[which.min(abs(d$n - x))])(),
+               tolerance = 0.2)
+  by_n <- attr(s, "by_n")
+  expect_equal(nrow(by_n), 12)
+  expect_true(all(is.na(by_n$share_stuck)))
+  # A rate that flattens (1 / log n) shows a flatter upper half.
+  d$loss <- 1 / log(d$n) * exp(rnorm(nrow(d), sd = 0.1))
+  f <- rate_slopes(d, B = 100)
+  expect_gt(f$slope[4], f$slope[3])
+  expect_gt(f$slope[1], -0.3)
+  # The bootstrap leaves the global RNG alone.
+  set.seed(9); u1 <- runif(1)
+  set.seed(9); invisible(rate_slopes(d, B = 20)); u2 <- runif(1)
+  expect_identical(u1, u2)
+  expect_output(print(s), "Slopes")
+})
+
+test_that("the log-log plot draws", {
+  set.seed(6)
+  d <- expand.grid(n = c(100, 300, 1000, 3000), replication = 1:5)
+  d$loss <- d$n^(-0.5) * rexp(nrow(d))
+  d$stuck <- FALSE
+  class(d) <- c("moe_rate_study", "data.frame")
+  grDevices::pdf(NULL)
+  on.exit(grDevices::dev.off())
+  expect_invisible(plot(d))
+})
+
+test_that("settings are validated and the NeurIPS 2023 protocol is as published", {
+  expect_error(moe_study_setting(list(), k = 2, n_grid = 100), class = "moe_error_truth")
+  expect_error(moe_study_setting(small_truth, k = 2, n_grid = c(0, 10)), class = "moe_error_n_grid")
+  expect_error(moe_study_setting(small_truth, k = 2, n_grid = 100, loss = "D7"),
+               class = "moe_error_exponents")
+  expect_error(rate_study(list()), class = "moe_error_setting")
+  s2 <- study_setting_neurips2023(k = 2)
+  expect_equal(length(s2$n_grid), 200)
+  expect_equal(range(s2$n_grid), c(100, 1e5))
+  expect_equal(s2$n_rep, 40)
+  expect_equal(s2$control$n_starts, 1L)
+  expect_equal(s2$control$tol, 1e-6)
+  expect_equal(s2$control$maxit, 2000L)
+  s4 <- study_setting_neurips2023(k = 4)
+  expect_equal(range(s4$n_grid), c(1e4, 1e5))
+  expect_equal(s4$control$n_starts, 5L)
+  expect_equal(s4$x_dist(5, 1)[, 1], seq(0, 1, by = 0.25))
+  expect_equal(s4$truth$expert$sigma2, c(0.09, 0.16))
+  expect_error(study_setting_neurips2023(k = 5), class = "moe_error_k")
+  expect_output(print(s4), "k = 4")
+})
