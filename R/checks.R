@@ -56,10 +56,24 @@ check_finite_matrix <- function(x, arg) {
   bad <- !is.finite(x)
   if (any(bad)) {
     rows <- which(rowSums(matrix(bad, nrow = NROW(x))) > 0)
-    stop_arg(arg, "free of NA, NaN and Inf (use na.action = na.omit in the formula ",
-             "interface to drop incomplete rows); found non-finite values in row(s) ",
-             paste(utils::head(rows, 5), collapse = ", "),
-             if (length(rows) > 5) ", ...")
+    cols <- colnames(x)[colSums(matrix(bad, nrow = NROW(x))) > 0]
+    hint <- if (anyNA(x)) {
+      " (missing values: use the formula interface, whose na.action drops incomplete rows)"
+    } else ""
+    stop_arg(arg, "free of NA, NaN and Inf; found non-finite values",
+             if (length(cols)) paste0(" in column(s) ", paste(cols, collapse = ", ")),
+             " at row(s) ", paste(utils::head(rows, 5), collapse = ", "),
+             if (length(rows) > 5) ", ...", hint)
   }
   invisible(x)
+}
+
+# match.arg() with a classed error naming the argument: the choices are the
+# default of the calling function's formal of the same name.
+match_arg <- function(arg) {
+  name <- deparse(substitute(arg))
+  parent <- sys.parent()
+  choices <- eval(formals(sys.function(parent))[[name]], envir = sys.frame(parent))
+  if (identical(arg, choices)) return(choices[[1]])
+  check_choice(arg, choices, name)
 }

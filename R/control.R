@@ -14,7 +14,9 @@
 #'   expert covariates and response), `"random"` (random partitions), a
 #'   parameter list as returned by `coef(fit, type = "params")` or [moe_params()],
 #'   a list of such parameter lists (one per start), or a function
-#'   `function(k, y, X, Z, expert, gate)` returning one.
+#'   `function(k, y, X, Z, expert, gate)` returning one. With the cosine gate,
+#'   zero gate vectors in supplied parameters (which have no direction) are
+#'   replaced by small random vectors.
 #' @param nthreads Number of OpenMP threads used over observations. Results do
 #'   not depend on it.
 #' @param trace Print the log-likelihood every `trace` iterations (0: never).

@@ -21,7 +21,7 @@
 #' @export
 moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(),
                     method = c("ml", "lsq"), control = moe_control()) {
-  method <- match.arg(method)
+  method <- match_arg(method)
   control <- as_control(control)
   gate <- as_gate(gate)
   expert <- as_expert(expert)
@@ -74,7 +74,8 @@ moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(
   out <- runs[[best]]
   out$start_objective <- objective
   out$best_start <- best
-  out$df <- info$n_par + if (method == "ml") {
+  # With one expert the gate is constant: none of its parameters counts.
+  out$df <- (if (k > 1) info$n_par else 0) + if (method == "ml") {
     k * (n_expert_par + (expert$family == "gaussian"))
   } else {
     k * p + 1
@@ -129,7 +130,8 @@ make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims) {
     }
   }
   if (inherits(init, "moe_params")) {
-    return(list(params = check_params(init, dims, expert, gate), R0 = NULL))
+    params <- check_params(init, dims, expert, gate)
+    return(list(params = direct_zero_gate_vectors(params, gate), R0 = NULL))
   }
   groups <- if (init == "kmeans") kmeans_groups(X, resp$Y, k) else sample.int(k, dims$n, replace = TRUE)
   # Soft partition: a hard one would let the gate M-step separate the groups
@@ -154,6 +156,18 @@ kmeans_groups <- function(X, Y, k) {
   if (is.null(km)) return(sample.int(k, n, replace = TRUE))
   d2 <- vapply(seq_len(k), function(j) colSums((t(data) - km$centers[j, ])^2), numeric(n))
   max.col(-matrix(d2, n, k), ties.method = "first")
+}
+
+# The cosine score of a zero gate vector has no direction (and no gradient):
+# such vectors, e.g. a softmax reference expert's w = 0 used as a start, are
+# replaced by small random ones (R's RNG, so set.seed() still reproduces).
+direct_zero_gate_vectors <- function(params, gate) {
+  if (gate$score != "cosine") return(params)
+  W <- params$gate$W
+  zero <- which(colSums(W^2) == 0)
+  for (j in zero) W[, j] <- stats::rnorm(nrow(W), sd = 0.1)
+  params$gate$W <- W
+  params
 }
 
 # Parameters with the right shapes, used as the template the first M-step

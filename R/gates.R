@@ -85,7 +85,7 @@ gate <- function(score = "inner", activation = "identity", normalizer = "softmax
   score <- check_choice(score, gate_scores, "score")
   activation <- check_choice(activation, gate_activations, "activation")
   normalizer <- check_choice(normalizer, gate_normalizers, "normalizer")
-  intercept <- match.arg(intercept)
+  intercept <- match_arg(intercept)
   transform_fun <- NULL
   if (is.function(transform)) {
     transform_fun <- transform
@@ -164,7 +164,7 @@ gate_sigmoid <- function(temperature = 1, estimate_temperature = FALSE, normaliz
 #' @export
 gate_modified_sigmoid <- function(form = c("logsigmoid", "normalized"), temperature = 1,
                                   estimate_temperature = FALSE) {
-  form <- match.arg(form)
+  form <- match_arg(form)
   if (form == "logsigmoid") {
     gate(activation = "logsigmoid", normalizer = "softmax", temperature = temperature,
          estimate_temperature = estimate_temperature, name = "modified sigmoid")

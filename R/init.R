@@ -77,7 +77,7 @@ init_near_truth <- function(truth, k = NULL, c_expert = 0.05, alpha_expert = 0.0
     }
     assign_rule <- "fixed"
   } else {
-    assign_rule <- match.arg(assign)
+    assign_rule <- match_arg(assign)
   }
   k_wanted <- k
   function(k, y, X = NULL, Z = NULL, expert = NULL, gate = NULL) {

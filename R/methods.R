@@ -233,7 +233,7 @@ NULL
 #' @rdname moe-methods
 #' @export
 coef.moe <- function(object, type = c("vector", "params"), ...) {
-  type <- match.arg(type)
+  type <- match_arg(type)
   if (type == "params") return(object$params)
   free_layout(object)$values
 }
@@ -253,7 +253,7 @@ fitted.moe <- function(object, ...) {
 #' @rdname moe-methods
 #' @export
 residuals.moe <- function(object, type = c("response", "pearson"), ...) {
-  type <- match.arg(type)
+  type <- match_arg(type)
   res <- object$residuals
   if (type == "pearson") {
     if (object$expert$family == "multinomial") {

@@ -81,7 +81,7 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   # could not evaluate a call to `moe.formula` / `moe.default`.
   cl[[1L]] <- quote(moe)
   if (missing(k)) stop_arg("k", "given: the number of experts")
-  method <- match.arg(method)
+  method <- match_arg(method)
   gate <- as_gate(gate)
   control <- as_control(control)
   fo <- Formula::as.Formula(formula)
@@ -94,7 +94,10 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   mf$formula <- fo
   mf$drop.unused.levels <- TRUE
   mf[[1L]] <- quote(stats::model.frame)
-  mf <- eval(mf, parent.frame())
+  mf <- tryCatch(eval(mf, parent.frame()), error = function(e) {
+    stop_arg("data", "a data frame holding the model's variables as numeric, logical, ",
+             "factor or character columns (", conditionMessage(e), ")")
+  })
   check_model_frame(mf)
   y <- Formula::model.part(fo, data = mf, lhs = 1, drop = TRUE)
   if (is.null(expert)) {
@@ -107,6 +110,8 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   has_gate_part <- length(fo)[2] == 2
   Z <- if (has_gate_part) stats::model.matrix(fo, data = mf, rhs = 2) else X
   Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
+  check_finite_matrix(X, "data")
+  check_finite_matrix(Z, "data")
   terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
   fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
   new_moe(fit, call = cl, formula = fo,
@@ -129,13 +134,17 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
   # could not evaluate a call to `moe.formula` / `moe.default`.
   cl[[1L]] <- quote(moe)
   if (missing(k)) stop_arg("k", "given: the number of experts")
-  method <- match.arg(method)
+  method <- match_arg(method)
   gate <- as_gate(gate)
   control <- as_control(control)
   X <- as_numeric_matrix(x, "x")
   Z <- as_numeric_matrix(z, "z")
   if (is.null(colnames(X))) colnames(X) <- paste0("x", seq_len(ncol(X)))
   if (is.null(colnames(Z))) colnames(Z) <- paste0("z", seq_len(ncol(Z)))
+  check_finite_matrix(X, "x")
+  check_finite_matrix(Z, "z")
+  if (nrow(X) != NROW(y)) stop_arg("x", "a matrix with one row per response (", NROW(y), "); got ", nrow(X), " rows")
+  if (nrow(Z) != NROW(y)) stop_arg("z", "a matrix with one row per response (", NROW(y), "); got ", nrow(Z), " rows")
   check_flag(intercept, "intercept")
   if (intercept) X <- cbind(`(Intercept)` = 1, X)
   if (is.null(expert)) {

@@ -39,7 +39,7 @@
 #' par(op)
 #' @export
 plot.moe <- function(x, what = c("gate", "loglik", "fit", "posterior"), covariate = NULL, ...) {
-  what <- match.arg(what)
+  what <- match_arg(what)
   switch(what,
     gate = plot_gate(x, covariate, ...),
     loglik = plot_loglik(x, ...),

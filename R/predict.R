@@ -65,7 +65,7 @@ expert_class_probs <- function(coef, X, levels) {
 predict.moe <- function(object, newdata,
                         type = c("response", "prob", "class", "gate", "expert", "posterior"),
                         ...) {
-  type <- match.arg(type)
+  type <- match_arg(type)
   multinomial <- object$expert$family == "multinomial"
   if (type %in% c("prob", "class") && !multinomial) {
     stop_arg("type", '"response", "gate", "expert" or "posterior" for Gaussian experts', got = type)

@@ -62,7 +62,7 @@ moe_study_setting <- function(truth, k, n_grid, n_rep = 40, gate = "softmax",
   n_rep <- check_count(n_rep, "n_rep")
   gate <- as_gate(gate)
   expert <- as_expert(expert)
-  method <- match.arg(method)
+  method <- match_arg(method)
   control <- as_control(control)
   if (identical(init, "near_truth")) init <- init_near_truth(truth, k)
   check_init(init)

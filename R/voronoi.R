@@ -115,7 +115,7 @@
 voronoi_loss <- function(fit, truth, exponents = "D1", gate = NULL, expert = NULL,
                          method = NULL, translation = c("optimize", "reference"),
                          detail = FALSE) {
-  translation <- match.arg(translation)
+  translation <- match_arg(translation)
   check_flag(detail, "detail")
   spec <- loss_spec(fit, gate, expert, method)
   if (!inherits(truth, "moe_params")) stop_arg("truth", "a moe_params object", got = truth)

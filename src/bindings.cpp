@@ -228,7 +228,7 @@ Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X,
   GateParams gp = gate_params_from(gate_params);
   MatrixXd cf = coef;
   Gate gate(gs, U.cols(), gp.W.cols());
-  LsqProblem prob(gate, activation, X, Y, U, nthreads);
+  LsqProblem prob(gate, activation, X, Y, U, gp, nthreads);
   VectorXd th = theta.isNotNull() ? Rcpp::as<VectorXd>(theta.get()) : prob.pack(gp, cf);
   if (th.size() != prob.n_par()) Rcpp::stop("theta has the wrong length");
   VectorXd grad;

@@ -4,11 +4,12 @@ namespace moegate {
 
 double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
               const CMat& U, const GateParams& gp, const ExpertParams& ep, MatrixXd& R,
-              int nthreads, GateCache* cache_out) {
-  GateCache local;
-  GateCache& c = cache_out ? *cache_out : local;
+              int nthreads, EStepWork* work) {
+  EStepWork local;
+  EStepWork& w = work ? *work : local;
+  GateCache& c = w.cache;
+  MatrixXd& logF = w.logF;
   gate.forward(U, gp, c, nthreads);
-  MatrixXd logF;
   expert.log_density(X, Y, ep, logF, nthreads);
   const Index n = X.rows(), k = gate.k();
   R.resize(n, k);
@@ -25,9 +26,9 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
         continue;
       }
       double s = 0.0;
-      for (Index i = 0; i < k; ++i) s += std::exp(R(r, i) - m);
+      for (Index i = 0; i < k; ++i) s += exp_nonpos(R(r, i) - m);
       const double lse = m + std::log(s);
-      for (Index i = 0; i < k; ++i) R(r, i) = std::exp(R(r, i) - lse);
+      for (Index i = 0; i < k; ++i) R(r, i) = exp_nonpos(R(r, i) - lse);
       acc += lse;
     }
   });
@@ -44,7 +45,8 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   }
   gate.normalise_reference(gp);
   MatrixXd R;
-  double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nt);
+  EStepWork work;
+  double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nt, &work);
   res.trace.push_back(ll);
   if (!std::isfinite(ll)) {
     res.status = "numerical_failure";
@@ -58,17 +60,18 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   auto em_map = [&](GateParams& g, ExpertParams& e, const MatrixXd& Rin, MatrixXd& Rout) {
     expert.mstep(X, Y, Rin, e, nt);
     gate.mstep(U, Rin, g, nt);
-    return e_step(gate, expert, X, Y, U, g, e, Rout, nt);
+    return e_step(gate, expert, X, Y, U, g, e, Rout, nt, &work);
   };
   auto pack = [&](const GateParams& g, const ExpertParams& e) {
     VectorXd th(gate.n_par() + expert.n_par());
     th << gate.pack(g), expert.pack(e);
     return th;
   };
+  // Posterior buffers swap roles instead of being reallocated each iteration.
+  MatrixXd R1, R2, Rx, R3;
   for (int it = 1; it <= ctl.maxit; ++it) {
     GateParams g1 = gp;
     ExpertParams e1 = ep;
-    MatrixXd R1;
     double ll_new = em_map(g1, e1, R, R1);
     res.em_steps++;
     if (!std::isfinite(ll_new)) {
@@ -82,7 +85,6 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
       // the log-likelihood stays monotone.
       GateParams g2 = g1;
       ExpertParams e2 = e1;
-      MatrixXd R2;
       const double ll2 = em_map(g2, e2, R1, R2);
       res.em_steps++;
       if (std::isfinite(ll2) && ll2 >= ll_new) {
@@ -96,11 +98,9 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
           GateParams gx = gate.unpack(tx.head(gate.n_par()), gp);
           ExpertParams ex = expert.unpack(tx.tail(expert.n_par()), ep);
           if (tx.allFinite() && expert.project(ex)) {
-            MatrixXd Rx;
-            const double llx = e_step(gate, expert, X, Y, U, gx, ex, Rx, nt);
+            const double llx = e_step(gate, expert, X, Y, U, gx, ex, Rx, nt, &work);
             if (std::isfinite(llx) && llx >= ll_new) {
               // Stabilise with one EM step from the extrapolated point.
-              MatrixXd R3;
               const double ll3 = em_map(gx, ex, Rx, R3);
               res.em_steps++;
               if (std::isfinite(ll3) && ll3 >= llx) {
@@ -137,8 +137,9 @@ double loglik_gradient(const Gate& gate, const Expert& expert, const CMat& X,
                        const CMat& Y, const CMat& U, const GateParams& gp,
                        const ExpertParams& ep, VectorXd* grad, int nthreads) {
   MatrixXd R;
-  GateCache c;
-  const double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nthreads, &c);
+  EStepWork work;
+  const double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nthreads, &work);
+  const GateCache& c = work.cache;
   if (grad) {
     // Fisher's identity: the score is the EM objective's gradient at R.
     MatrixXd dH;

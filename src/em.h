@@ -28,10 +28,18 @@ struct EmResult {
   MatrixXd posterior;         // n x k responsibilities at the returned parameters
 };
 
-// Log-likelihood, posterior and log-weights at given parameters.
+// Work arrays of an E-step, kept across EM iterations so that the n x k
+// matrices are allocated once per fit.
+struct EStepWork {
+  GateCache cache;
+  MatrixXd logF;
+};
+
+// Log-likelihood and posterior at given parameters; `work` (optional) keeps
+// the gate's forward pass for reuse by the caller.
 double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
               const CMat& U, const GateParams& gp, const ExpertParams& ep, MatrixXd& R,
-              int nthreads, GateCache* cache_out = nullptr);
+              int nthreads, EStepWork* work = nullptr);
 
 // EM from given parameters; when `R0` has rows, a first M-step is taken from
 // those responsibilities instead. `between` is called after every iteration

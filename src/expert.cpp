@@ -242,11 +242,11 @@ class MultinomialExpert : public Expert {
         for (Index r = 0; r < len; ++r) {
           double m = 0.0;  // reference class logit
           for (Index c = 0; c < km1_; ++c) m = std::max(m, eta(r, i * km1_ + c));
-          double s = std::exp(-m);
+          double s = exp_nonpos(-m);
           double picked = 0.0;
           for (Index c = 0; c < km1_; ++c) {
             const double v = eta(r, i * km1_ + c);
-            s += std::exp(v - m);
+            s += exp_nonpos(v - m);
             picked += Y(lo + r, c) * v;
           }
           logF(lo + r, i) = picked - m - std::log(s);

@@ -68,14 +68,17 @@ class EuclideanScore : public Score {
   explicit EuclideanScore(bool squared) : squared_(squared) {}
   void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
                MatrixXd& S) const override {
-    const ArrayXd nw2 = W.colwise().squaredNorm().transpose().array();
-    const ArrayXd nu2 = U.middleRows(lo, len).rowwise().squaredNorm().array();
-    auto Sb = S.middleRows(lo, len);
-    Sb.noalias() = 2.0 * (U.middleRows(lo, len) * W);
+    // ||u - w||^2 summed directly: expanding it as ||u||^2 + ||w||^2 - 2 u'w
+    // cancels catastrophically when u is close to w or both are large.
+    const Index q = U.cols();
     for (Index i = 0; i < W.cols(); ++i) {
       for (Index r = 0; r < len; ++r) {
-        const double d2 = std::max(nu2(r) + nw2(i) - Sb(r, i), 0.0);
-        Sb(r, i) = squared_ ? -d2 : -std::sqrt(d2);
+        double d2 = 0.0;
+        for (Index j = 0; j < q; ++j) {
+          const double diff = U(lo + r, j) - W(j, i);
+          d2 += diff * diff;
+        }
+        S(lo + r, i) = squared_ ? -d2 : -std::sqrt(d2);
       }
     }
   }

@@ -4,11 +4,10 @@
 namespace moegate {
 
 LsqProblem::LsqProblem(const Gate& gate, const std::string& activation, const CMat& X,
-                       const CMat& Y, const CMat& U, int nthreads)
-    : gate_(gate), act_(make_activation(activation)), X_(X), Y_(Y), U_(U), nthreads_(nthreads) {
-  templ_.W = MatrixXd::Zero(gate.q(), gate.k());
-  templ_.b0 = VectorXd::Zero(gate.k());
-  templ_.log_tau = 0.0;
+                       const CMat& Y, const CMat& U, const GateParams& templ, int nthreads)
+    : gate_(gate), act_(make_activation(activation)), X_(X), Y_(Y), U_(U), nthreads_(nthreads),
+      templ_(templ) {
+  gate_.normalise_reference(templ_);
 }
 
 Index LsqProblem::n_par() const { return gate_.n_par() + X_.cols() * gate_.k(); }
@@ -21,8 +20,7 @@ VectorXd LsqProblem::pack(const GateParams& gp, const MatrixXd& coef) const {
 
 void LsqProblem::unpack(const VectorXd& theta, GateParams& gp, MatrixXd& coef) const {
   const Index ng = gate_.n_par();
-  GateParams base = gp.W.size() ? gp : templ_;
-  gp = gate_.unpack(theta.head(ng), base);
+  gp = gate_.unpack(theta.head(ng), templ_);
   coef = Eigen::Map<const MatrixXd>(theta.data() + ng, X_.cols(), gate_.k());
 }
 
@@ -99,7 +97,7 @@ struct LsqObjective {
 LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X,
                   const CMat& Y, const CMat& U, const GateParams& gp0,
                   const MatrixXd& coef0, const LsqControl& ctl) {
-  LsqProblem prob(gate, activation, X, Y, U, ctl.nthreads);
+  LsqProblem prob(gate, activation, X, Y, U, gp0, ctl.nthreads);
   GateParams gp = gp0;
   gate.normalise_reference(gp);
   VectorXd x = prob.pack(gp, coef0);

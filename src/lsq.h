@@ -25,8 +25,10 @@ struct LsqResult {
 
 class LsqProblem {
  public:
+  // `templ` supplies the fixed parts of the gate (reference entries and a
+  // fixed temperature); only the free parameters are optimised.
   LsqProblem(const Gate& gate, const std::string& activation, const CMat& X,
-             const CMat& Y, const CMat& U, int nthreads);
+             const CMat& Y, const CMat& U, const GateParams& templ, int nthreads);
   Index n_par() const;
   VectorXd pack(const GateParams& gp, const MatrixXd& coef) const;
   void unpack(const VectorXd& theta, GateParams& gp, MatrixXd& coef) const;

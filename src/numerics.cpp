@@ -4,88 +4,108 @@ namespace moegate {
 
 namespace {
 
-// Fill eta (len x K) with the linear predictors of rows [lo, lo+len) and the
-// reference column 0, then turn it into log-probabilities in place.
-inline void block_log_probs(const CMat& Z, const MatrixXd& B, Index lo,
-                            Index len, MatrixXd& logp) {
+// Log-probabilities (len x K) of rows [lo, lo+len): linear predictors Z B,
+// reference column 0, normalised in log space.
+inline void block_log_probs(const CMat& Z, const MatrixXd& B, Index lo, Index len,
+                            MatrixXd& logp) {
   const Index km1 = B.cols();
   logp.resize(len, km1 + 1);
   logp.leftCols(km1).noalias() = Z.middleRows(lo, len) * B;
   logp.col(km1).setZero();
   for (Index r = 0; r < len; ++r) {
-    const double m = logp.row(r).maxCoeff();
-    const double lse = m + std::log((logp.row(r).array() - m).exp().sum());
-    logp.row(r).array() -= lse;
+    double m = 0.0;
+    for (Index c = 0; c < km1; ++c) m = std::max(m, logp(r, c));
+    double s = 0.0;
+    for (Index c = 0; c <= km1; ++c) s += exp_nonpos(logp(r, c) - m);
+    const double lse = m + std::log(s);
+    for (Index c = 0; c <= km1; ++c) logp(r, c) -= lse;
   }
 }
 
-}  // namespace
+// Objective, gradient (p x (K-1)) and negative Hessian (upper blocks) in one
+// pass over the data. The accumulator packs [objective | gradient | Hessian].
+struct MultinomEval {
+  double objective;
+  MatrixXd grad;
+  MatrixXd neg_hess;
+};
 
-double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B,
-                          int nthreads, MatrixXd* grad) {
+MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int nthreads,
+                           bool hessian) {
   const Index n = Z.rows(), p = Z.cols(), km1 = B.cols();
-  if (grad == nullptr) {
-    return block_sum<double>(n, nthreads, 0.0, [&](Index lo, Index len, double& acc) {
-      MatrixXd logp;
-      block_log_probs(Z, B, lo, len, logp);
-      acc += (T.middleRows(lo, len).array() * logp.array()).sum();
-    });
-  }
-  // Objective in the last row of an extended (p + 1) x (K - 1) accumulator.
-  MatrixXd zero = MatrixXd::Zero(p + 1, km1);
+  const Index m = p * km1;
+  // Column 0: objective (row 0); columns 1..km1: gradient; then the Hessian.
+  MatrixXd zero = MatrixXd::Zero(std::max<Index>(p, m), 1 + km1 + (hessian ? m : 0));
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
     MatrixXd logp;
     block_log_probs(Z, B, lo, len, logp);
     const auto Tb = T.middleRows(lo, len);
-    a(p, 0) += (Tb.array() * logp.array()).sum();
-    const VectorXd tot = Tb.rowwise().sum();
+    const auto Zb = Z.middleRows(lo, len);
+    double f = 0.0;
+    for (Index c = 0; c <= km1; ++c)
+      for (Index r = 0; r < len; ++r)
+        if (Tb(r, c) != 0) f += Tb(r, c) * logp(r, c);
+    a(0, 0) += f;
+    const ArrayXd tot = Tb.rowwise().sum().array();
+    ArrayXXd prob(len, km1);
+    for (Index c = 0; c < km1; ++c)
+      for (Index r = 0; r < len; ++r) prob(r, c) = exp_nonpos(logp(r, c));
     MatrixXd resid = Tb.leftCols(km1);
-    resid.array() -= logp.leftCols(km1).array().exp().colwise() * tot.array();
-    a.topRows(p).noalias() += Z.middleRows(lo, len).transpose() * resid;
+    resid.array() -= prob.colwise() * tot;
+    a.block(0, 1, p, km1).noalias() += Zb.transpose() * resid;
+    if (!hessian) return;
+    MatrixXd WZ(len, p);
+    for (Index c = 0; c < km1; ++c) {
+      for (Index c2 = c; c2 < km1; ++c2) {
+        const ArrayXd w = tot * prob.col(c) * ((c == c2 ? 1.0 : 0.0) - prob.col(c2));
+        WZ = Zb.array().colwise() * w;
+        a.block(c * p, 1 + km1 + c2 * p, p, p).noalias() += Zb.transpose() * WZ;
+      }
+    }
   });
-  *grad = acc.topRows(p);
-  return acc(p, 0);
+  MultinomEval out;
+  out.objective = acc(0, 0);
+  out.grad = acc.block(0, 1, p, km1);
+  if (hessian) {
+    out.neg_hess = acc.block(0, 1 + km1, m, m);
+    out.neg_hess = out.neg_hess.selfadjointView<Eigen::Upper>();
+  }
+  return out;
 }
 
-NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B,
-                             int max_steps, double tol, int nthreads, double ridge) {
-  const Index n = Z.rows(), p = Z.cols(), km1 = B.cols();
+}  // namespace
+
+double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B, int nthreads,
+                          MatrixXd* grad) {
+  MultinomEval e = multinom_eval(Z, T, B, nthreads, false);
+  if (grad) *grad = e.grad;
+  return e.objective;
+}
+
+NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_steps,
+                             double tol, int nthreads, double ridge) {
+  const Index p = Z.rows() > 0 ? Z.cols() : B.rows(), km1 = B.cols();
   const Index m = p * km1;
-  auto penalised = [&](const MatrixXd& Bc, MatrixXd* g) {
-    double f = multinom_objective(Z, T, Bc, nthreads, g);
+  // Objective, gradient and Hessian at the current point come from one pass;
+  // an accepted trial point's pass is reused for the next step, so a Newton
+  // step costs one pass over the data.
+  auto evaluate = [&](const MatrixXd& Bc) {
+    MultinomEval e = multinom_eval(Z, T, Bc, nthreads, true);
     if (ridge > 0) {
-      f -= 0.5 * ridge * Bc.squaredNorm();
-      if (g) *g -= ridge * Bc;
+      e.objective -= 0.5 * ridge * Bc.squaredNorm();
+      e.grad -= ridge * Bc;
+      e.neg_hess.diagonal().array() += ridge;
     }
-    return f;
+    return e;
   };
   NewtonResult res{0.0, 0, false};
-  MatrixXd grad;
-  double f = penalised(B, &grad);
-  res.objective = f;
+  MultinomEval cur = evaluate(B);
+  const double stop = tol * (std::abs(cur.objective) + 1.0);
   for (int step = 0; step < max_steps; ++step) {
-    // Negative Hessian, blocks (c, c') of size p x p, upper triangle only.
-    MatrixXd zeroH = MatrixXd::Zero(m, m);
-    MatrixXd H = block_sum<MatrixXd>(n, nthreads, zeroH, [&](Index lo, Index len, MatrixXd& a) {
-      MatrixXd logp;
-      block_log_probs(Z, B, lo, len, logp);
-      const ArrayXXd prob = logp.leftCols(km1).array().exp();
-      const ArrayXd tot = T.middleRows(lo, len).rowwise().sum().array();
-      const auto Zb = Z.middleRows(lo, len);
-      MatrixXd WZ(len, p);
-      for (Index c = 0; c < km1; ++c) {
-        for (Index c2 = c; c2 < km1; ++c2) {
-          ArrayXd w = tot * prob.col(c) * ((c == c2 ? 1.0 : 0.0) - prob.col(c2));
-          WZ = Zb.array().colwise() * w;
-          a.block(c * p, c2 * p, p, p).noalias() += Zb.transpose() * WZ;
-        }
-      }
-    });
-    H = H.selfadjointView<Eigen::Upper>();
-    if (ridge > 0) H.diagonal().array() += ridge;
-    const VectorXd g = Eigen::Map<const VectorXd>(grad.data(), m);
+    const VectorXd g = Eigen::Map<const VectorXd>(cur.grad.data(), m);
+    const MatrixXd& H = cur.neg_hess;
     // Levenberg damping only when the Hessian is not safely positive definite
-    // (collinear columns, separation).
+    // (collinear columns, duplicated experts, separation).
     VectorXd delta;
     double damp = 0.0;
     const double scale = std::max(H.diagonal().cwiseAbs().maxCoeff(), 1e-300);
@@ -102,29 +122,27 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B,
       damp = damp == 0 ? 1e-10 * scale : damp * 100;
     }
     if (delta.size() == 0) break;
-    // Step halving until the objective does not decrease.
+    // Half the Newton decrement predicts the remaining gain: stop before
+    // spending a pass on a step that cannot matter.
+    if (0.5 * g.dot(delta) <= stop) break;
     double t = 1.0;
     bool accepted = false;
-    MatrixXd Bnew(p, km1);
-    MatrixXd gnew;
-    double fnew = f;
     for (int h = 0; h < 30; ++h) {
-      Bnew = B + t * Eigen::Map<const MatrixXd>(delta.data(), p, km1);
-      fnew = penalised(Bnew, &gnew);
-      if (std::isfinite(fnew) && fnew >= f) { accepted = true; break; }
+      MatrixXd Bnew = B + t * Eigen::Map<const MatrixXd>(delta.data(), p, km1);
+      MultinomEval trial = evaluate(Bnew);
+      if (std::isfinite(trial.objective) && trial.objective >= cur.objective) {
+        B = Bnew;
+        cur = std::move(trial);
+        accepted = true;
+        break;
+      }
       t *= 0.5;
     }
     if (!accepted) break;
-    const double gain = fnew - f;
-    B = Bnew;
-    grad = gnew;
-    f = fnew;
     res.steps = step + 1;
     res.improved = true;
-    // Newton decrement as the stopping rule: it measures the remaining gain.
-    if (gain <= tol * (std::abs(f) + 1.0) && g.dot(delta) <= tol * (std::abs(f) + 1.0)) break;
   }
-  res.objective = f;
+  res.objective = cur.objective;
   return res;
 }
 

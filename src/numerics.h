@@ -67,6 +67,11 @@ Acc block_sum(Index n, int nthreads, const Acc& zero, F f) {
   return total;
 }
 
+// exp(x) for x <= 0 in log-sum-exp sums and probabilities. Below -700 the
+// result is < 1e-304, nothing next to the leading term exp(0) = 1, and glibc's
+// underflow path (subnormal results, errno) is many times slower than exp.
+inline double exp_nonpos(double x) { return x < -700.0 ? 0.0 : std::exp(x); }
+
 // log(1 + exp(x)) without overflow.
 inline double log1pexp(double x) {
   return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
@@ -85,7 +90,7 @@ inline void log_sum_exp_rows(const MatrixXd& A, Index lo, Index len, VectorXd& o
     for (Index j = 0; j < k; ++j) m = std::max(m, A(r, j));
     if (!std::isfinite(m)) { out(r) = m; continue; }
     double s = 0.0;
-    for (Index j = 0; j < k; ++j) s += std::exp(A(r, j) - m);
+    for (Index j = 0; j < k; ++j) s += exp_nonpos(A(r, j) - m);
     out(r) = m + std::log(s);
   }
 }

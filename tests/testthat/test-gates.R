@@ -252,6 +252,13 @@ test_that("non-identifiable directions: cosine ignores ||w_i||", {
     gw <- matrix(at$gradient[1:6], 2, 3)
     expect_equal(colSums(gw * params$W), rep(0, 3), tolerance = 1e-12)
   }
+  # Convention (0/0 taken as 0): a zero input or a zero gate vector has cosine score 0.
+  zero_w <- params
+  zero_w$W[, 2] <- 0
+  Z0 <- rbind(0, Z)
+  s0 <- moegate:::cpp_gate_forward(Z0, cpp_spec(gate_cosine()), modifyList(zero_w, list(b0 = rep(0, 3), tau = 1)), 1L)$logits
+  expect_identical(s0[, 2], rep(0, nrow(Z0)))
+  expect_identical(s0[1, ], rep(0, 3))
   # The perturbed cosine does depend on ||w_i||: that is what the perturbation is for.
   g <- gate_perturbed_cosine()
   scaled <- params
@@ -310,7 +317,6 @@ test_that("documented flat direction: a squared-Euclidean softmax gate absorbs a
 })
 
 test_that("Euclidean scores are accurate when u is close to w_i", {
-  skip("known bug: src/gate.cpp EuclideanScore::compute expands ||u - w||^2 = ||u||^2 + ||w||^2 - 2u'w and cancels catastrophically")
   # Covariates far from the origin (raw units, not standardised) and gate
   # vectors close to data points: the expansion loses all digits of a squared
   # distance ~1e-6 next to ||u||^2 ~ 1e8 (2% error), and a distance of 1e-9
@@ -375,6 +381,21 @@ test_that("the Newton M-step of the linear softmax gate reaches the maximum", {
     expect_identical(unname(step$params$W[, 3]), c(0, 0))
     expect_identical(step$params$b0[3], 0)
   }
+})
+
+test_that("a user transform in R equals the built-in transform", {
+  set.seed(15)
+  n <- 300
+  x <- rnorm(n)
+  y <- ifelse(runif(n) < plogis(3 * x), 1 + x, -1 - x) + rnorm(n, sd = 0.3)
+  set.seed(16)
+  builtin <- moe(x, y, k = 2, gate = gate_modified_softmax("tanh"))
+  set.seed(16)
+  user <- moe(x, y, k = 2, gate = gate(transform = function(z) tanh(z)))
+  # R's tanh and std::tanh may differ in the last bit; EM amplifies that
+  # only mildly on a well-conditioned fit.
+  expect_equal(unname(user$params$expert$coef), unname(builtin$params$expert$coef), tolerance = 1e-8)
+  expect_equal(user$loglik, builtin$loglik, tolerance = 1e-10)
 })
 
 test_that("gate computations do not depend on the number of threads", {

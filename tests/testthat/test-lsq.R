@@ -83,7 +83,6 @@ test_that("cpp_lsq_objective value and gradient match the reference and finite d
 })
 
 test_that("least squares honours a fixed temperature", {
-  skip("known bug: src/lsq.cpp LsqProblem evaluates the gate with log_tau = 0 from templ_, ignoring a fixed temperature")
   set.seed(44)
   n <- 50
   x <- matrix(rnorm(n))

@@ -14,6 +14,12 @@ test_that("k = 1 Gaussian reproduces lm's coefficients and log-likelihood", {
   expect_equal(unname(fit$params$expert$sigma2), sum(residuals(ref)^2) / n, tolerance = 1e-6)
   expect_equal(fit$loglik, as.numeric(logLik(ref)), tolerance = 1e-6)
   expect_equal(fit$df, attr(logLik(ref), "df"))
+  # The logLik method carries df and nobs, so AIC and BIC agree with lm's.
+  expect_equal(as.numeric(logLik(fit)), as.numeric(logLik(ref)), tolerance = 1e-6)
+  expect_equal(attr(logLik(fit), "df"), attr(logLik(ref), "df"))
+  expect_equal(attr(logLik(fit), "nobs"), nobs(ref))
+  expect_equal(AIC(fit), AIC(ref), tolerance = 1e-6)
+  expect_equal(BIC(fit), BIC(ref), tolerance = 1e-6)
   expect_equal(unname(fit$fitted.values), unname(fitted(ref)), tolerance = 1e-6)
   # The gate is irrelevant with one expert: any gate gives lm's fit.
   for (g in list(gate_cosine(), gate_sigmoid(), gate_temperature())) {
@@ -24,7 +30,6 @@ test_that("k = 1 Gaussian reproduces lm's coefficients and log-likelihood", {
 })
 
 test_that("k = 1 fits count lm's degrees of freedom whatever the gate", {
-  skip("known bug: R/fit.R counts the free parameters of a gate that has none when k = 1")
   set.seed(32)
   d <- data.frame(x = rnorm(100))
   d$y <- 1 + d$x + rnorm(100)
@@ -58,6 +63,7 @@ test_that("k = 1 multinomial reproduces nnet::multinom", {
   expect_equal(fit$loglik, as.numeric(logLik(ref)), tolerance = 1e-6)
   expect_gte(fit$loglik, as.numeric(logLik(ref)) - 1e-8)
   expect_equal(fit$df, attr(logLik(ref), "df"))
+  expect_equal(AIC(fit), AIC(ref), tolerance = 1e-6)
   # Class probabilities agree too.
   expect_equal(unname(fit$fitted.values[, c("a", "b", "c")]),
                unname(predict(ref, type = "probs")[, c("a", "b", "c")]), tolerance = 1e-4)
