@@ -147,10 +147,10 @@ class ReluAct : public Activation {
 class SoftmaxNorm : public Normaliser {
  public:
   void log_weights(const MatrixXd& H, Index lo, Index len, MatrixXd& logG) const override {
-    VectorXd lse(H.rows());
-    log_sum_exp_rows(H, lo, len, lse);
-    logG.middleRows(lo, len) = H.middleRows(lo, len);
-    logG.middleRows(lo, len).colwise() -= lse.segment(lo, len);
+    for (Index r = lo; r < lo + len; ++r) {
+      const double lse = log_sum_exp_row(H, r);
+      for (Index j = 0; j < H.cols(); ++j) logG(r, j) = H(r, j) - lse;
+    }
   }
   double dfactor(double) const override { return 1.0; }
   bool translation_invariant() const override { return true; }
@@ -162,9 +162,10 @@ class NormSigmoidNorm : public Normaliser {
   void log_weights(const MatrixXd& H, Index lo, Index len, MatrixXd& logG) const override {
     for (Index r = lo; r < lo + len; ++r)
       for (Index j = 0; j < H.cols(); ++j) logG(r, j) = log_sigmoid(H(r, j));
-    VectorXd lse(H.rows());
-    log_sum_exp_rows(logG, lo, len, lse);
-    logG.middleRows(lo, len).colwise() -= lse.segment(lo, len);
+    for (Index r = lo; r < lo + len; ++r) {
+      const double lse = log_sum_exp_row(logG, r);
+      for (Index j = 0; j < H.cols(); ++j) logG(r, j) -= lse;
+    }
   }
   double dfactor(double h) const override { return sigmoid(-h); }
 };

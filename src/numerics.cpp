@@ -4,26 +4,9 @@ namespace moegate {
 
 namespace {
 
-// Log-probabilities (len x K) of rows [lo, lo+len): linear predictors Z B,
-// reference column 0, normalised in log space.
-inline void block_log_probs(const CMat& Z, const MatrixXd& B, Index lo, Index len,
-                            MatrixXd& logp) {
-  const Index km1 = B.cols();
-  logp.resize(len, km1 + 1);
-  logp.leftCols(km1).noalias() = Z.middleRows(lo, len) * B;
-  logp.col(km1).setZero();
-  for (Index r = 0; r < len; ++r) {
-    double m = 0.0;
-    for (Index c = 0; c < km1; ++c) m = std::max(m, logp(r, c));
-    double s = 0.0;
-    for (Index c = 0; c <= km1; ++c) s += exp_nonpos(logp(r, c) - m);
-    const double lse = m + std::log(s);
-    for (Index c = 0; c <= km1; ++c) logp(r, c) -= lse;
-  }
-}
-
 // Objective, gradient (p x (K-1)) and negative Hessian (upper blocks) in one
-// pass over the data. The accumulator packs [objective | gradient | Hessian].
+// pass over the data. Per row one exp per category and one log: the
+// probabilities reuse the exponentials of the log-sum-exp.
 struct MultinomEval {
   double objective;
   MatrixXd grad;
@@ -37,21 +20,34 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
   // Column 0: objective (row 0); columns 1..km1: gradient; then the Hessian.
   MatrixXd zero = MatrixXd::Zero(std::max<Index>(p, m), 1 + km1 + (hessian ? m : 0));
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
-    MatrixXd logp;
-    block_log_probs(Z, B, lo, len, logp);
     const auto Tb = T.middleRows(lo, len);
     const auto Zb = Z.middleRows(lo, len);
-    double f = 0.0;
-    for (Index c = 0; c <= km1; ++c)
-      for (Index r = 0; r < len; ++r)
-        if (Tb(r, c) != 0) f += Tb(r, c) * logp(r, c);
-    a(0, 0) += f;
-    const ArrayXd tot = Tb.rowwise().sum().array();
+    MatrixXd eta = Zb * B;
+    MatrixXd resid(len, km1);
     ArrayXXd prob(len, km1);
-    for (Index c = 0; c < km1; ++c)
-      for (Index r = 0; r < len; ++r) prob(r, c) = exp_nonpos(logp(r, c));
-    MatrixXd resid = Tb.leftCols(km1);
-    resid.array() -= prob.colwise() * tot;
+    ArrayXd tot(len);
+    double f = 0.0;
+    for (Index r = 0; r < len; ++r) {
+      double mx = 0.0;  // the reference category's linear predictor
+      for (Index c = 0; c < km1; ++c) mx = std::max(mx, eta(r, c));
+      double s = exp_nonpos(-mx);
+      for (Index c = 0; c < km1; ++c) {
+        prob(r, c) = exp_nonpos(eta(r, c) - mx);
+        s += prob(r, c);
+      }
+      const double lse = mx + std::log(s);
+      double t_row = Tb(r, km1);
+      double fr = -Tb(r, km1) * lse;
+      for (Index c = 0; c < km1; ++c) {
+        prob(r, c) /= s;
+        t_row += Tb(r, c);
+        if (Tb(r, c) != 0) fr += Tb(r, c) * (eta(r, c) - lse);
+      }
+      f += fr;
+      tot(r) = t_row;
+      for (Index c = 0; c < km1; ++c) resid(r, c) = Tb(r, c) - t_row * prob(r, c);
+    }
+    a(0, 0) += f;
     a.block(0, 1, p, km1).noalias() += Zb.transpose() * resid;
     if (!hessian) return;
     MatrixXd WZ(len, p);

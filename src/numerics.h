@@ -82,17 +82,15 @@ inline double sigmoid(double x) {
   return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
 }
 
-// Row-wise log-sum-exp of rows [lo, lo+len) of A into out.
-inline void log_sum_exp_rows(const MatrixXd& A, Index lo, Index len, VectorXd& out) {
+// log(sum_j exp(A(r, j))) of one row, without overflow.
+inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   const Index k = A.cols();
-  for (Index r = lo; r < lo + len; ++r) {
-    double m = kNegInf;
-    for (Index j = 0; j < k; ++j) m = std::max(m, A(r, j));
-    if (!std::isfinite(m)) { out(r) = m; continue; }
-    double s = 0.0;
-    for (Index j = 0; j < k; ++j) s += exp_nonpos(A(r, j) - m);
-    out(r) = m + std::log(s);
-  }
+  double m = kNegInf;
+  for (Index j = 0; j < k; ++j) m = std::max(m, A(r, j));
+  if (!std::isfinite(m)) return m;
+  double s = 0.0;
+  for (Index j = 0; j < k; ++j) s += exp_nonpos(A(r, j) - m);
+  return m + std::log(s);
 }
 
 // Result of a weighted multinomial-logistic Newton solve.
