@@ -59,7 +59,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   // One EM map: M-step from responsibilities Rin, then the E-step.
   auto em_map = [&](GateParams& g, ExpertParams& e, const MatrixXd& Rin, MatrixXd& Rout) {
     expert.mstep(X, Y, Rin, e, nt);
-    gate.mstep(U, Rin, g, nt);
+    gate.mstep(U, Rin, g, nt, &work.cache);
     return e_step(gate, expert, X, Y, U, g, e, Rout, nt, &work);
   };
   auto pack = [&](const GateParams& g, const ExpertParams& e) {

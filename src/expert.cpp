@@ -45,7 +45,7 @@ class GaussianExpert : public Expert {
     const ArrayXd half_prec = 0.5 / e.sigma2.array();
     parallel_blocks(n, nthreads, [&](Index lo, Index len) {
       auto Fb = logF.middleRows(lo, len);
-      Fb.noalias() = X.middleRows(lo, len) * e.coef;
+      Fb.noalias() = X.middleRows(lo, len).lazyProduct(e.coef);
       for (Index i = 0; i < k_; ++i)
         for (Index r = 0; r < len; ++r) {
           const double res = Y(lo + r, 0) - act_->value(Fb(r, i));
@@ -67,8 +67,8 @@ class GaussianExpert : public Expert {
         for (Index i = 0; i < k_; ++i) {
           const auto w = R.col(i).segment(lo, len).array();
           WX = Xb.array().colwise() * w;
-          a.block(0, i * (p_ + 1), p_, p_).noalias() += WX.transpose() * Xb;
-          a.col(i * (p_ + 1) + p_).noalias() += WX.transpose() * Y.col(0).segment(lo, len);
+          a.block(0, i * (p_ + 1), p_, p_).noalias() += WX.transpose().lazyProduct(Xb);
+          a.col(i * (p_ + 1) + p_).noalias() += WX.transpose().lazyProduct(Y.col(0).segment(lo, len));
         }
       });
       for (Index i = 0; i < k_; ++i) {
@@ -133,7 +133,7 @@ class GaussianExpert : public Expert {
                         const VectorXd& wsum, ExpertParams& e, int nthreads) const {
     VectorXd zero = VectorXd::Zero(k_);
     VectorXd ss = block_sum<VectorXd>(X.rows(), nthreads, zero, [&](Index lo, Index len, VectorXd& a) {
-      const MatrixXd eta = X.middleRows(lo, len) * e.coef;
+      const MatrixXd eta = X.middleRows(lo, len).lazyProduct(e.coef);
       for (Index i = 0; i < k_; ++i)
         for (Index r = 0; r < len; ++r) {
           const double res = Y(lo + r, 0) - act_->value(eta(r, i));
@@ -237,7 +237,7 @@ class MultinomialExpert : public Expert {
     const Index n = X.rows();
     logF.resize(n, k_);
     parallel_blocks(n, nthreads, [&](Index lo, Index len) {
-      const MatrixXd eta = X.middleRows(lo, len) * e.coef;
+      const MatrixXd eta = X.middleRows(lo, len).lazyProduct(e.coef);
       for (Index i = 0; i < k_; ++i) {
         for (Index r = 0; r < len; ++r) {
           double m = 0.0;  // reference class logit

@@ -12,7 +12,7 @@ class InnerScore : public Score {
  public:
   void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
                MatrixXd& S) const override {
-    S.middleRows(lo, len).noalias() = U.middleRows(lo, len) * W;
+    S.middleRows(lo, len).noalias() = U.middleRows(lo, len).lazyProduct(W);
   }
   void backward(const CMat& U, const MatrixXd&, const MatrixXd&, const MatrixXd& dS,
                 Index lo, Index len, MatrixXd& dW) const override {
@@ -31,7 +31,7 @@ class CosineScore : public Score {
     const ArrayXd dw = W.colwise().norm().transpose().array() + eps_w_;
     const ArrayXd du = U.middleRows(lo, len).rowwise().norm().array() + eps_u_;
     auto Sb = S.middleRows(lo, len);
-    Sb.noalias() = U.middleRows(lo, len) * W;
+    Sb.noalias() = U.middleRows(lo, len).lazyProduct(W);
     for (Index i = 0; i < W.cols(); ++i) {
       for (Index r = 0; r < len; ++r) {
         const double den = du(r) * safe(dw(i));
@@ -286,6 +286,7 @@ void Gate::normalise_reference(GateParams& p) const {
 
 void Gate::forward(const CMat& U, const GateParams& p, GateCache& c, int nthreads) const {
   const Index n = U.rows();
+  c.at = p;
   c.S.resize(n, k_);
   c.H.resize(n, k_);
   c.logG.resize(n, k_);
@@ -418,7 +419,8 @@ struct GateLbfgsObjective {
 
 }  // namespace
 
-double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads) const {
+double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
+                   const GateCache* cache) const {
   if (k_ == 1) return 0.0;
   normalise_reference(p);
   if (linear_softmax()) {
@@ -433,7 +435,11 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads) co
       B(0, i) = spec_.intercept_inside ? p.b0(i) / tau : p.b0(i);
       B.col(i).tail(q_) = p.W.col(i) / tau;
     }
-    NewtonResult nr = multinom_newton(Z, R, B, spec_.gate_maxit, spec_.gate_tol, nthreads);
+    // The E-step's log-weights are the Newton start's log-probabilities.
+    const bool reuse = cache && cache->logG.rows() == n && cache->at.log_tau == p.log_tau &&
+                       cache->at.W == p.W && cache->at.b0 == p.b0;
+    NewtonResult nr = multinom_newton(Z, R, B, spec_.gate_maxit, spec_.gate_tol, nthreads, 0.0,
+                                      reuse ? &cache->logG : nullptr);
     for (Index i = 0; i < k_ - 1; ++i) {
       p.b0(i) = spec_.intercept_inside ? B(0, i) * tau : B(0, i);
       p.W.col(i) = B.col(i).tail(q_) * tau;

@@ -77,6 +77,7 @@ struct GateSpec {
 
 // Work arrays of one forward pass, reused by the backward pass.
 struct GateCache {
+  GateParams at;  // the parameters of this forward pass
   MatrixXd S;     // pre-activation score (intercept added when inside)
   MatrixXd H;     // logits
   MatrixXd logG;  // log-weights
@@ -115,7 +116,9 @@ class Gate {
                       VectorXd* grad, int nthreads) const;
   // Gate M-step: improve sum R log G from the current parameters. Newton for
   // the linear softmax configuration, L-BFGS otherwise. Returns the objective.
-  double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
+  // `cache` (optional): a forward pass, reused when it was taken at p.
+  double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
+               const GateCache* cache = nullptr) const;
 
  private:
   bool linear_softmax() const;

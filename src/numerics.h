@@ -22,6 +22,8 @@ using Eigen::ArrayXd;
 using Eigen::ArrayXXd;
 typedef Eigen::Map<const Eigen::MatrixXd> MapMat;
 typedef Eigen::Map<const Eigen::VectorXd> MapVec;
+// Products over a block of rows have tiny outer dimensions (p, k): they use
+// lazyProduct(), since GEMM's packing costs more than the arithmetic there.
 // Read-only views of caller-owned matrices (R memory via Map, no copies).
 typedef Eigen::Ref<const Eigen::MatrixXd> CMat;
 
@@ -106,9 +108,12 @@ struct NewtonResult {
 // of the free coefficients and step halving, so the objective never decreases.
 // `ridge` (>= 0) adds 0.5 * ridge * ||B||^2 as a penalty on all coefficients;
 // it is zero unless the caller needs a strictly concave problem.
+// `logp0` (optional, n x K) holds the log-probabilities at the starting B
+// when the caller has them already (the E-step's gate weights); the first
+// evaluation then needs no exponentials or logarithms.
 NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B,
                              int max_steps, double tol, int nthreads,
-                             double ridge = 0.0);
+                             double ridge = 0.0, const MatrixXd* logp0 = nullptr);
 
 // Objective of multinom_newton and (optionally) its gradient (p x (K - 1)).
 double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B,
