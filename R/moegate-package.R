@@ -9,4 +9,6 @@
 #' @keywords internal
 #' @useDynLib moegate, .registration = TRUE
 #' @importFrom Rcpp sourceCpp
+#' @importFrom stats coef fitted residuals predict simulate logLik nobs vcov formula
+#'   model.frame update AIC BIC
 "_PACKAGE"
