@@ -1,0 +1,83 @@
+# Study settings of the temperature and cosine-router papers.
+
+test_that("the temperature-paper settings construct with their documented truths", {
+  for (s in c("softmax", "temperature", "activation_tanh", "activation_gelu")) {
+    setting <- study_setting_temperature(s)
+    expect_s3_class(setting, "moe_study_setting")
+    expect_equal(setting$k, 2L)
+    expect_equal(setting$method, "ml")
+    expect_true(is.function(setting$loss))
+  }
+  # The softmax truth has the temperature truth's effective logits w / tau.
+  soft <- study_setting_temperature("softmax")$truth
+  temp <- study_setting_temperature("temperature")$truth
+  expect_equal(soft$gate$W, temp$gate$W / temp$gate$tau)
+  expect_true(study_setting_temperature("temperature")$gate$estimate_tau)
+  expect_equal(study_setting_temperature("activation_gelu")$gate$activation, "gelu")
+  expect_error(study_setting_temperature("identity"))
+})
+
+test_that("the cosine-router settings construct with their documented truths", {
+  for (s in c("linear", "cosine", "perturbed_cosine")) {
+    setting <- study_setting_cosine(s)
+    expect_s3_class(setting, "moe_study_setting")
+    expect_equal(setting$method, "lsq")
+    expect_equal(setting$expert$activation, "tanh")
+    expect_equal(dim(setting$truth$gate$W), c(2L, 2L))
+  }
+  expect_equal(study_setting_cosine("perturbed_cosine")$gate$eps_w, 0.01)
+  # Over-specified variant (the k = 3 study of the vignette).
+  expect_equal(study_setting_cosine("cosine", k = 3)$k, 3L)
+})
+
+test_that("the temperature loss ignores the (w, tau) scaling; the raw loss does not", {
+  setting <- study_setting_temperature("temperature")
+  truth <- setting$truth
+  # Same model, gate vectors and temperature both doubled.
+  scaled <- truth
+  scaled$gate$W <- 2 * truth$gate$W
+  scaled$gate$tau <- 2 * truth$gate$tau
+  fit <- list(params = scaled, gate = setting$gate, expert = setting$expert, method = "ml")
+  value <- setting$loss(fit, truth)
+  expect_equal(value[["loss"]], 0, tolerance = 1e-10)
+  expect_gt(value[["raw"]], 0.5)
+  # The densities are the same, so the Hellinger error is 0 up to rounding.
+  expect_lt(value[["hellinger"]], 1e-6)
+})
+
+test_that("the perturbed-cosine loss ignores a common shift of v = w / (||w|| + eps_w)", {
+  setting <- study_setting_cosine("perturbed_cosine")
+  truth <- setting$truth
+  eps <- setting$gate$eps_w
+  v <- sweep(truth$gate$W, 2, sqrt(colSums(truth$gate$W^2)) + eps, "/")
+  # A shift that keeps both v inside the unit ball (a valid w exists).
+  v_shift <- v + c(0, -0.1)
+  expect_true(all(sqrt(colSums(v_shift^2)) < 1))
+  # Invert v = w / (||w|| + eps): ||w|| = eps ||v|| / (1 - ||v||).
+  nv <- sqrt(colSums(v_shift^2))
+  shifted <- truth
+  shifted$gate$W <- sweep(v_shift, 2, eps / (1 - nv), "*")
+  fit <- list(params = shifted, gate = setting$gate, expert = setting$expert, method = "lsq")
+  z <- matrix(seq(-1, 1, length.out = 200), 100)
+  # Same logit differences, so the same gate weights...
+  expect_equal(gate_weights(setting$gate, shifted, z), gate_weights(setting$gate, truth, z),
+               tolerance = 1e-8)
+  # ... and a zero loss, while the raw loss sees the shift.
+  value <- setting$loss(fit, truth)
+  expect_equal(value[["loss"]], 0, tolerance = 1e-6)
+  expect_gt(value[["raw"]], 1e-3)
+})
+
+test_that("a tiny study of every setting runs in seconds", {
+  settings <- c(lapply(c("softmax", "temperature", "activation_tanh", "activation_gelu"),
+                       study_setting_temperature, n_grid = c(300, 600), n_rep = 1),
+                lapply(c("linear", "cosine", "perturbed_cosine"), study_setting_cosine,
+                       n_grid = c(300, 600), n_rep = 1))
+  for (setting in settings) {
+    time <- system.time(study <- rate_study(setting, seed = 1))
+    expect_lt(time[["elapsed"]], 20)
+    expect_true(all(is.na(study$error)), info = setting$name)
+    expect_true(all(is.finite(study$loss) & study$loss >= 0), info = setting$name)
+    expect_true(all(c("loss_raw") %in% names(study)), info = setting$name)
+  }
+})
