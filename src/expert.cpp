@@ -1,5 +1,4 @@
 #include "expert.h"
-#include <optimization/LBFGS.h>
 #include <stdexcept>
 
 namespace moegate {
@@ -148,62 +147,30 @@ class GaussianExpert : public Expert {
   }
 
   // Weighted non-linear least squares for an activated mean, by L-BFGS from
-  // the current coefficients; the best point seen is kept.
+  // the current coefficients.
   void fit_activated(const CMat& X, const CMat& Y, const VectorXd& w, double wsum,
                      ExpertParams& e, Index i, int nthreads) const {
-    struct Obj {
-      const GaussianExpert& self;
-      const CMat& X;
-      const CMat& Y;
-      const VectorXd& w;
-      double wsum;
-      int nthreads;
-      double best_f;
-      VectorXd best_x;
-      double operator()(const VectorXd& a, VectorXd& grad) {
-        const Index p = X.cols();
-        VectorXd zero = VectorXd::Zero(p + 1);
-        VectorXd acc = block_sum<VectorXd>(X.rows(), nthreads, zero,
-                                           [&](Index lo, Index len, VectorXd& s) {
-          const VectorXd eta = X.middleRows(lo, len) * a;
-          VectorXd f(len);
-          for (Index r = 0; r < len; ++r) {
-            const double res = Y(lo + r, 0) - self.act_->value(eta(r));
-            s(p) += w(lo + r) * res * res;
-            f(r) = -2.0 * w(lo + r) * res * self.act_->deriv(eta(r));
-          }
-          s.head(p).noalias() += X.middleRows(lo, len).transpose() * f;
-        });
-        const double fval = acc(p) / wsum;
-        grad = acc.head(p) / wsum;
-        if (!std::isfinite(fval) || !grad.allFinite()) {
-          grad.setZero();
-          return std::numeric_limits<double>::infinity();
+    const Index p = X.cols();
+    auto wss = [&](const VectorXd& a, VectorXd& grad) {
+      VectorXd zero = VectorXd::Zero(p + 1);
+      VectorXd acc = block_sum<VectorXd>(X.rows(), nthreads, zero,
+                                         [&](Index lo, Index len, VectorXd& s) {
+        const VectorXd eta = X.middleRows(lo, len) * a;
+        VectorXd f(len);
+        for (Index r = 0; r < len; ++r) {
+          const double res = Y(lo + r, 0) - act_->value(eta(r));
+          s(p) += w(lo + r) * res * res;
+          f(r) = -2.0 * w(lo + r) * res * act_->deriv(eta(r));
         }
-        if (fval < best_f) { best_f = fval; best_x = a; }
-        return fval;
-      }
+        s.head(p).noalias() += X.middleRows(lo, len).transpose() * f;
+      });
+      grad = acc.head(p) / wsum;
+      return acc(p) / wsum;
     };
-    VectorXd a = e.coef.col(i);
-    Obj obj{*this, X, Y, w, wsum, nthreads, std::numeric_limits<double>::infinity(), a};
-    VectorXd g0;
-    const double f0 = obj(a, g0);
-    if (!std::isfinite(f0) || g0.norm() == 0) return;
-    LBFGSpp::LBFGSParam<double> param;
-    param.epsilon = 1e-8;
-    param.epsilon_rel = 1e-8;
-    param.past = 1;
-    param.delta = spec_.expert_tol;
-    param.max_iterations = spec_.expert_maxit;
-    param.max_linesearch = 40;
-    LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
-    double fx;
-    try {
-      solver.minimize(obj, a, fx);
-    } catch (const std::exception&) {
-      // keep the best point seen
-    }
-    if (obj.best_f <= f0) e.coef.col(i) = obj.best_x;
+    LbfgsResult res = lbfgs_best(wss, e.coef.col(i), spec_.expert_maxit, spec_.expert_tol,
+                                 1e-8, 40);
+    // The best point seen includes the start: the weighted SSE never increases.
+    if (std::isfinite(res.f)) e.coef.col(i) = res.x;
   }
 
   ExpertSpec spec_;

@@ -1,5 +1,4 @@
 #include "gate.h"
-#include <optimization/LBFGS.h>
 #include <stdexcept>
 
 namespace moegate {
@@ -389,36 +388,6 @@ double Gate::em_objective(const CMat& U, const CMat& R, const GateParams& p,
   return f;
 }
 
-namespace {
-
-// L-BFGS objective: minimise -sum R log G / scale, remembering the best point
-// seen so that a failed line search never loses progress.
-struct GateLbfgsObjective {
-  const Gate& gate;
-  const CMat& U;
-  const CMat& R;
-  const GateParams& templ;
-  double scale;
-  int nthreads;
-  double best_f;
-  VectorXd best_x;
-  double operator()(const VectorXd& x, VectorXd& grad) {
-    GateParams p = gate.unpack(x, templ);
-    VectorXd g;
-    const double obj = gate.em_objective(U, R, p, &g, nthreads);
-    const double f = -obj / scale;
-    grad = -g / scale;
-    if (!std::isfinite(f) || !grad.allFinite()) {
-      grad.setZero();
-      return std::numeric_limits<double>::infinity();
-    }
-    if (f < best_f) { best_f = f; best_x = x; }
-    return f;
-  }
-};
-
-}  // namespace
-
 double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
                    const GateCache* cache) const {
   if (k_ == 1) return 0.0;
@@ -446,31 +415,20 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     }
     return nr.objective;
   }
+  // Every other gate: L-BFGS on -sum R log G / sum R, warm-started.
   const double scale = std::max(R.sum(), 1.0);
-  VectorXd x = pack(p);
-  GateLbfgsObjective fun{*this, U, R, p, scale, nthreads,
-                         std::numeric_limits<double>::infinity(), x};
-  VectorXd g0;
-  const double f0 = fun(x, g0);
-  LBFGSpp::LBFGSParam<double> param;
-  param.epsilon = 1e-8;
-  param.epsilon_rel = 1e-8;
-  param.past = 1;
-  param.delta = spec_.gate_tol;
-  param.max_iterations = spec_.gate_maxit;
-  param.max_linesearch = 40;
-  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
-  double fx = f0;
-  if (std::isfinite(f0) && g0.norm() > 0) {
-    try {
-      solver.minimize(fun, x, fx);
-    } catch (const std::exception&) {
-      // Line-search failures near the optimum are expected; the best point
-      // seen is kept below.
-    }
-  }
-  if (fun.best_f <= f0) p = unpack(fun.best_x, p);
-  return -fun.best_f * scale;
+  const GateParams templ = p;
+  LbfgsResult res = lbfgs_best(
+      [&](const VectorXd& x, VectorXd& grad) {
+        VectorXd g;
+        const double obj = em_objective(U, R, unpack(x, templ), &g, nthreads);
+        grad = -g / scale;
+        return -obj / scale;
+      },
+      pack(p), spec_.gate_maxit, spec_.gate_tol, 1e-8, 40);
+  // The best point seen includes the start, so the objective never decreases.
+  if (std::isfinite(res.f)) p = unpack(res.x, templ);
+  return -res.f * scale;
 }
 
 }  // namespace moegate

@@ -1,5 +1,4 @@
 #include "lsq.h"
-#include <optimization/LBFGS.h>
 
 namespace moegate {
 
@@ -71,66 +70,37 @@ double LsqProblem::rss(const VectorXd& theta, VectorXd* grad) const {
   return f;
 }
 
-namespace {
-
-struct LsqObjective {
-  const LsqProblem& prob;
-  double scale;
-  double best_f;
-  VectorXd best_x;
-  int evals;
-  double operator()(const VectorXd& x, VectorXd& grad) {
-    ++evals;
-    const double f = prob.rss(x, &grad) / scale;
-    grad /= scale;
-    if (!std::isfinite(f) || !grad.allFinite()) {
-      grad.setZero();
-      return std::numeric_limits<double>::infinity();
-    }
-    if (f < best_f) { best_f = f; best_x = x; }
-    return f;
-  }
-};
-
-}  // namespace
-
 LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X,
                   const CMat& Y, const CMat& U, const GateParams& gp0,
                   const MatrixXd& coef0, const LsqControl& ctl) {
   LsqProblem prob(gate, activation, X, Y, U, gp0, ctl.nthreads);
   GateParams gp = gp0;
   gate.normalise_reference(gp);
-  VectorXd x = prob.pack(gp, coef0);
-  LsqObjective obj{prob, static_cast<double>(std::max<Index>(X.rows(), 1)),
-                   std::numeric_limits<double>::infinity(), x, 0};
-  LBFGSpp::LBFGSParam<double> param;
-  param.epsilon = 1e-10;
-  param.epsilon_rel = 1e-10;
-  param.past = 1;
-  param.delta = ctl.tol;
-  param.max_iterations = ctl.maxit;
-  param.max_linesearch = 60;
-  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
+  const VectorXd x0 = prob.pack(gp, coef0);
+  const double scale = static_cast<double>(std::max<Index>(X.rows(), 1));
+  LbfgsResult opt = lbfgs_best(
+      [&](const VectorXd& x, VectorXd& grad) {
+        const double f = prob.rss(x, &grad) / scale;
+        grad /= scale;
+        return f;
+      },
+      x0, ctl.maxit, ctl.tol, 1e-10, 60);
   LsqResult res;
-  double fx = 0.0;
-  try {
-    const int iters = solver.minimize(obj, x, fx);
-    res.converged = iters < ctl.maxit;
-    res.message = res.converged ? "converged" : "maximum iterations reached";
-  } catch (const std::exception& e) {
+  res.converged = opt.finished;
+  res.message = opt.message;
+  if (!opt.finished && opt.message != "maximum iterations reached") {
     // A line search that cannot improve any further is the usual end near a
     // minimum of a flat objective: call it converged when the gradient at the
     // best point is negligible.
     VectorXd g;
-    prob.rss(obj.best_x, &g);
-    res.converged = g.norm() / obj.scale <= 1e-6 * std::max(1.0, obj.best_f);
-    res.message = std::string("line search ended: ") + e.what();
+    prob.rss(opt.x, &g);
+    res.converged = g.norm() / scale <= 1e-6 * std::max(1.0, opt.f);
   }
-  res.iter = obj.evals;
-  prob.unpack(obj.best_x, gp, res.coef);
+  res.iter = opt.evals;
+  prob.unpack(opt.x, gp, res.coef);
   gate.normalise_reference(gp);
   res.gate = gp;
-  res.rss = obj.best_f * obj.scale;
+  res.rss = opt.f * scale;
   return res;
 }
 

@@ -8,7 +8,9 @@
 #include <RcppEigen.h>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
+#include <optimization/LBFGS.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -118,6 +120,58 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B,
 // Objective of multinom_newton and (optionally) its gradient (p x (K - 1)).
 double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B,
                           int nthreads, MatrixXd* grad);
+
+// Result of lbfgs_best(): the best point seen and whether L-BFGS stopped on
+// its own criteria (rather than on a failed line search or the iteration cap).
+struct LbfgsResult {
+  VectorXd x;
+  double f;
+  int evals;
+  bool finished;
+  std::string message;
+};
+
+// Minimise f(x, grad) (returning the objective and filling its gradient) by
+// L-BFGS (LBFGSpp, More-Thuente line search), keeping the best point seen: a
+// line search that fails near a flat optimum never loses progress, and
+// non-finite evaluations count as +Inf.
+template <class F>
+LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
+                       int max_linesearch) {
+  LbfgsResult res{x, std::numeric_limits<double>::infinity(), 0, false, ""};
+  auto tracked = [&](const VectorXd& xc, VectorXd& grad) {
+    ++res.evals;
+    const double v = f(xc, grad);
+    if (!std::isfinite(v) || !grad.allFinite()) {
+      grad.setZero();
+      return std::numeric_limits<double>::infinity();
+    }
+    if (v < res.f) { res.f = v; res.x = xc; }
+    return v;
+  };
+  VectorXd g0(x.size());
+  if (!std::isfinite(tracked(x, g0)) || g0.norm() == 0) {
+    res.finished = true;
+    return res;
+  }
+  LBFGSpp::LBFGSParam<double> param;
+  param.epsilon = eps;
+  param.epsilon_rel = eps;
+  param.past = 1;
+  param.delta = delta;
+  param.max_iterations = maxit;
+  param.max_linesearch = max_linesearch;
+  LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
+  double fx = 0.0;
+  try {
+    const int iters = solver.minimize(tracked, x, fx);
+    res.finished = iters < maxit;
+    res.message = res.finished ? "converged" : "maximum iterations reached";
+  } catch (const std::exception& e) {
+    res.message = std::string("line search ended: ") + e.what();
+  }
+  return res;
+}
 
 }  // namespace moegate
 
