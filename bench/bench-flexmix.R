@@ -7,7 +7,9 @@
 # comma-separated; default 1e4,1e5), BENCH_STARTS (> 1 adds a best-of-starts
 # run at the smallest n; default 5, 0 to skip), BENCH_REPS (each timed call is
 # repeated this many times for both packages and the fastest kept, to damp
-# noise from other processes; default 2).
+# noise from other processes; default 2), BENCH_SQUAREM (TRUE adds a row with
+# moegate's SQUAREM-accelerated EM against the same plain flexmix fit; default
+# TRUE).
 #
 # Same start, and why it is fair: a k-means partition of the scaled (x1, x2, y)
 # is turned into soft responsibilities R0 (0.7 + 0.1 on the cluster, 0.1
@@ -27,6 +29,11 @@
 # re-evaluate both fits with one plain-R log-likelihood (bench/helpers.R) at
 # their reported parameters (flexmix: `parameters()` of the components and of
 # the concomitant model).
+#
+# Times: elapsed (system.time) as asked, and CPU seconds (user + system). Both
+# fits are single-threaded, so on a machine shared with other processes the
+# CPU time is the better estimate of the elapsed time on an idle machine; the
+# load average is printed and stored.
 
 # helpers.R lives next to this script.
 local({
@@ -40,8 +47,10 @@ suppressPackageStartupMessages(library(flexmix))
 sizes <- as.numeric(strsplit(Sys.getenv("BENCH_N", "1e4,1e5"), ",")[[1]])
 n_starts <- as.integer(Sys.getenv("BENCH_STARTS", "5"))
 reps <- as.integer(Sys.getenv("BENCH_REPS", "2"))
+with_squarem <- as.logical(Sys.getenv("BENCH_SQUAREM", "TRUE"))
 k <- 3
 tol <- 1e-8
+options(width = 200)
 
 # Truth: three linear experts whose regions (gate) and lines overlap.
 truth <- list(W = cbind(c(4, 1), c(-2, 3.5), c(0, 0)), b0 = c(0, 0, 0),
@@ -58,7 +67,10 @@ soft_partition <- function(groups, k) {
 kmeans_partition <- function(s, k, seed) {
   set.seed(seed)
   data <- scale(cbind(s$Z, y = s$y))
-  stats::kmeans(data, centers = k, nstart = 1, iter.max = 50)$cluster
+  # Only a start: a "did not converge in 50 iterations" warning from Lloyd's
+  # algorithm does not matter here.
+  suppressWarnings(stats::kmeans(data, centers = k, nstart = 1, iter.max = 50,
+                                 algorithm = "Lloyd"))$cluster
 }
 
 # One M-step from responsibilities R0, as moegate's EM takes it: ML weighted
@@ -92,54 +104,64 @@ coef_gap <- function(a, b) {
   min(vapply(perms(seq_len(ncol(a))), function(p) max(abs(a - b[, p])), 0))
 }
 
-# Fastest of `reps` evaluations of `expr` (re-evaluated each time), with its
-# value and any warnings it raised.
-timed <- function(expr, reps = 1) {
-  expr <- substitute(expr)
-  env <- parent.frame()
-  best <- list(seconds = Inf)
-  for (r in seq_len(reps)) {
-    gc()
-    warnings <- character()
-    t <- system.time(value <- withCallingHandlers(eval(expr, env), warning = function(w) {
-      warnings <<- c(warnings, conditionMessage(w))
-      invokeRestart("muffleWarning")
-    }))[["elapsed"]]
-    if (t < best$seconds) best <- list(value = value, seconds = t, warnings = warnings)
-  }
-  best
+flexmix_control <- list(minprior = 0, tolerance = tol, iter.max = 1000)
+
+fit_flexmix <- function(s, R0) {
+  flexmix(y ~ x1 + x2, data = s$data, k = k, cluster = R0, model = FLXMRglm(),
+          concomitant = FLXPmultinom(~ x1 + x2), control = flexmix_control)
 }
 
-flexmix_control <- list(minprior = 0, tolerance = tol, iter.max = 1000)
+report_warnings <- function(label, ...) {
+  for (w in unique(unlist(lapply(list(...), `[[`, "warnings")))) {
+    message("  warning (", label, "): ", w)
+  }
+}
+
+row <- function(n, variant, st, mg, fx, fm, ff, ll_m_R = NA_real_, ll_f_R = NA_real_) {
+  ll_f <- as.numeric(logLik(ff))
+  data.frame(
+    n = n, variant = variant, start_s = st$seconds,
+    moegate_s = mg$seconds, flexmix_s = fx$seconds,
+    ratio = fx$seconds / mg$seconds,
+    ratio_incl_start = fx$seconds / (mg$seconds + st$seconds),
+    moegate_cpu = mg$cpu, flexmix_cpu = fx$cpu, ratio_cpu = fx$cpu / mg$cpu,
+    moegate_loglik = fm$loglik, flexmix_loglik = ll_f, loglik_diff = fm$loglik - ll_f,
+    moegate_loglik_R = ll_m_R, flexmix_loglik_R = ll_f_R,
+    moegate_iter = fm$iter, flexmix_iter = ff@iter,
+    moegate_converged = fm$converged, flexmix_converged = ff@converged,
+    max_coef_gap = coef_gap(unname(fm$params$expert$coef), flexmix_params(ff)$coef),
+    load_average = load_average(), stringsAsFactors = FALSE)
+}
 
 run_one <- function(n) {
   s <- simulate_moe(n, truth$W, truth$b0, truth$coef, truth$sigma2, seed = 20240 + n %% 997)
   R0 <- soft_partition(kmeans_partition(s, k, seed = 1), k)
-  st <- timed(mstep_params(s, R0), reps)
-  mg <- timed(moe(y ~ x1 + x2, data = s$data, k = k,
-                  control = moe_control(tol = tol, init = st$value)), reps)
-  fx <- timed(flexmix(y ~ x1 + x2, data = s$data, k = k, cluster = R0,
-                      model = FLXMRglm(), concomitant = FLXPmultinom(~ x1 + x2),
-                      control = flexmix_control), reps)
+  st <- time_call(function() mstep_params(s, R0), reps)
+  mg <- time_call(function() {
+    moe(y ~ x1 + x2, data = s$data, k = k, control = moe_control(tol = tol, init = st$value))
+  }, reps)
+  fx <- time_call(function() fit_flexmix(s, R0), reps)
   fm <- mg$value
   ff <- fx$value
   fp <- flexmix_params(ff)
-  ll_m_eval <- loglik_softmax_moe(s$y, s$X, s$Z, fm$params$gate$W, fm$params$gate$b0,
-                                  fm$params$expert$coef, fm$params$expert$sigma2)
-  ll_f_eval <- loglik_softmax_moe(s$y, s$X, s$Z, fp$W, fp$b0, fp$coef, fp$sigma2)
-  for (w in unique(c(mg$warnings, fx$warnings))) message("  warning at n = ", n, ": ", w)
-  data.frame(
-    n = n, start = "kmeans, shared", start_s = st$seconds,
-    moegate_s = mg$seconds, flexmix_s = fx$seconds,
-    ratio = fx$seconds / mg$seconds,
-    ratio_incl_start = fx$seconds / (mg$seconds + st$seconds),
-    moegate_loglik = fm$loglik, flexmix_loglik = as.numeric(logLik(ff)),
-    loglik_diff = fm$loglik - as.numeric(logLik(ff)),
-    moegate_loglik_R = ll_m_eval, flexmix_loglik_R = ll_f_eval,
-    moegate_iter = fm$iter, flexmix_iter = ff@iter,
-    moegate_converged = fm$converged, flexmix_converged = ff@converged,
-    max_coef_gap = coef_gap(unname(fm$params$expert$coef), fp$coef),
-    stringsAsFactors = FALSE)
+  ll_m_R <- loglik_softmax_moe(s$y, s$X, s$Z, fm$params$gate$W, fm$params$gate$b0,
+                               fm$params$expert$coef, fm$params$expert$sigma2)
+  ll_f_R <- loglik_softmax_moe(s$y, s$X, s$Z, fp$W, fp$b0, fp$coef, fp$sigma2)
+  report_warnings(paste("n =", n), mg, fx)
+  out <- row(n, "EM, shared k-means start", st, mg, fx, fm, ff, ll_m_R, ll_f_R)
+  if (isTRUE(with_squarem)) {
+    sq <- time_call(function() {
+      moe(y ~ x1 + x2, data = s$data, k = k,
+          control = moe_control(tol = tol, init = st$value, accelerate = "squarem"))
+    }, reps)
+    report_warnings(paste("SQUAREM, n =", n), sq)
+    fq <- sq$value
+    ll_q_R <- loglik_softmax_moe(s$y, s$X, s$Z, fq$params$gate$W, fq$params$gate$b0,
+                                 fq$params$expert$coef, fq$params$expert$sigma2)
+    out <- rbind(out, row(n, "moegate SQUAREM vs flexmix EM, same start", st, sq, fx, fq, ff,
+                          ll_q_R, ll_f_R))
+  }
+  out
 }
 
 # Best of several starts: the same random partitions for both packages;
@@ -149,35 +171,21 @@ run_starts <- function(n, n_starts) {
   s <- simulate_moe(n, truth$W, truth$b0, truth$coef, truth$sigma2, seed = 20240 + n %% 997)
   set.seed(7)
   R0s <- lapply(seq_len(n_starts), function(j) soft_partition(sample.int(k, n, replace = TRUE), k))
-  st <- timed(lapply(R0s, function(R0) mstep_params(s, R0)))
-  mg <- timed(moe(y ~ x1 + x2, data = s$data, k = k,
-                  control = moe_control(tol = tol, n_starts = n_starts, init = st$value)))
-  fx <- timed(lapply(R0s, function(R0) {
-    flexmix(y ~ x1 + x2, data = s$data, k = k, cluster = R0, model = FLXMRglm(),
-            concomitant = FLXPmultinom(~ x1 + x2), control = flexmix_control)
-  }))
+  st <- time_call(function() lapply(R0s, function(R0) mstep_params(s, R0)))
+  mg <- time_call(function() {
+    moe(y ~ x1 + x2, data = s$data, k = k,
+        control = moe_control(tol = tol, n_starts = n_starts, init = st$value))
+  })
+  fx <- time_call(function() lapply(R0s, function(R0) fit_flexmix(s, R0)))
   lls <- vapply(fx$value, function(f) as.numeric(logLik(f)), 0)
-  best <- fx$value[[which.max(lls)]]
-  fm <- mg$value
-  for (w in unique(c(mg$warnings, fx$warnings))) message("  warning (starts) at n = ", n, ": ", w)
-  data.frame(
-    n = n, start = sprintf("best of %d random, shared", n_starts), start_s = st$seconds,
-    moegate_s = mg$seconds, flexmix_s = fx$seconds,
-    ratio = fx$seconds / mg$seconds,
-    ratio_incl_start = fx$seconds / (mg$seconds + st$seconds),
-    moegate_loglik = fm$loglik, flexmix_loglik = max(lls),
-    loglik_diff = fm$loglik - max(lls),
-    moegate_loglik_R = NA_real_, flexmix_loglik_R = NA_real_,
-    moegate_iter = fm$iter, flexmix_iter = best@iter,
-    moegate_converged = fm$converged, flexmix_converged = best@converged,
-    max_coef_gap = coef_gap(unname(fm$params$expert$coef),
-                            flexmix_params(best)$coef),
-    stringsAsFactors = FALSE)
+  report_warnings(paste("starts, n =", n), mg, fx)
+  row(n, sprintf("EM, best of %d shared random starts", n_starts), st, mg, fx,
+      mg$value, fx$value[[which.max(lls)]])
 }
 
 cat("Machine:", machine_info(), "\n")
 cat("flexmix", as.character(utils::packageVersion("flexmix")), "; fastest of", reps,
-    "timed runs each; load average", readLines("/proc/loadavg", warn = FALSE), "\n\n")
+    "timed runs each; load average", load_average(), "\n\n")
 rows <- list()
 for (n in sizes) {
   cat("n =", format(n, scientific = FALSE), "...\n")
@@ -188,14 +196,22 @@ if (!is.na(n_starts) && n_starts > 1) {
   rows[[length(rows) + 1]] <- run_starts(min(sizes), n_starts)
 }
 res <- do.call(rbind, rows)
-out <- file.path(bench_dir(), "results-flexmix.csv")
+out <- bench_output("results-flexmix.csv")
 utils::write.csv(res, out, row.names = FALSE)
 
 show <- res
-num <- vapply(show, is.numeric, TRUE)
-show[c("start_s", "moegate_s", "flexmix_s")] <- lapply(show[c("start_s", "moegate_s", "flexmix_s")], round, 3)
-show[c("ratio", "ratio_incl_start")] <- lapply(show[c("ratio", "ratio_incl_start")], round, 1)
-show[grep("loglik|gap", names(show))] <- lapply(show[grep("loglik|gap", names(show))], signif, 10)
+secs <- c("start_s", "moegate_s", "flexmix_s", "moegate_cpu", "flexmix_cpu")
+show[secs] <- lapply(show[secs], round, 3)
+rat <- grep("^ratio", names(show))
+show[rat] <- lapply(show[rat], round, 1)
+lls <- grep("loglik", names(show))
+show[lls] <- lapply(show[lls], function(v) round(v, 4))
+show$max_coef_gap <- signif(show$max_coef_gap, 2)
 cat("\n")
-print(show, row.names = FALSE)
+print(show[c("n", "variant", "start_s", "moegate_s", "flexmix_s", "ratio", "ratio_incl_start",
+             "moegate_cpu", "flexmix_cpu", "ratio_cpu")], row.names = FALSE)
+cat("\n")
+print(show[c("n", "variant", "moegate_loglik", "flexmix_loglik", "loglik_diff",
+             "moegate_loglik_R", "flexmix_loglik_R", "moegate_iter", "flexmix_iter",
+             "moegate_converged", "flexmix_converged", "max_coef_gap")], row.names = FALSE)
 cat("\nWritten:", out, "\n")

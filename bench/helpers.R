@@ -14,14 +14,24 @@ bench_dir <- function() {
   if (length(file_arg)) dirname(normalizePath(sub("^--file=", "", file_arg[1]))) else "bench"
 }
 
+# Output file in the bench directory; BENCH_TAG (if set) is appended to the
+# name, so runs under different settings do not overwrite each other.
+bench_output <- function(name) {
+  tag <- Sys.getenv("BENCH_TAG", "")
+  if (nzchar(tag)) name <- sub("\\.csv$", paste0("-", tag, ".csv"), name)
+  file.path(bench_dir(), name)
+}
+
 machine_info <- function() {
   cores <- tryCatch(as.integer(system("nproc", intern = TRUE)), error = function(e) NA)
   cpu <- tryCatch({
     l <- grep("^model name", readLines("/proc/cpuinfo"), value = TRUE)[1]
     trimws(sub("^model name\\s*:", "", l))
   }, error = function(e) NA)
-  sprintf("%s; %s cores (nproc); %s; moegate %s", cpu, cores, R.version.string,
-          as.character(utils::packageVersion("moegate")))
+  tun <- Sys.getenv("GLIBC_TUNABLES", "")
+  sprintf("%s; %s cores (nproc); %s; moegate %s%s", cpu, cores, R.version.string,
+          as.character(utils::packageVersion("moegate")),
+          if (nzchar(tun)) paste0("; GLIBC_TUNABLES=", tun) else "")
 }
 
 # Gate logits (n x k) of the linear softmax gate: b0_i + z' w_i.
@@ -58,4 +68,30 @@ loglik_softmax_moe <- function(y, X, Z, W, b0, coef, sigma2) {
   A <- logG + logF
   m <- apply(A, 1, max)
   sum(m + log(rowSums(exp(A - m))))
+}
+
+# Elapsed and CPU (user + system) seconds of `fun()`, fastest elapsed of
+# `reps` calls, with its value and any warnings it raised (muffled). On a
+# shared machine the elapsed time of single-threaded code is inflated by other
+# processes; its CPU time is not, so both are reported.
+time_call <- function(fun, reps = 1, muffle = "warning") {
+  best <- list(seconds = Inf)
+  for (r in seq_len(reps)) {
+    gc()
+    warnings <- character()
+    t <- system.time(value <- withCallingHandlers(fun(), warning = function(w) {
+      warnings <<- c(warnings, conditionMessage(w))
+      if (inherits(w, muffle)) invokeRestart("muffleWarning")
+    }))
+    if (t[["elapsed"]] < best$seconds) {
+      best <- list(value = value, seconds = t[["elapsed"]],
+                   cpu = t[["user.self"]] + t[["sys.self"]], warnings = warnings)
+    }
+  }
+  best
+}
+
+load_average <- function() {
+  tryCatch(paste(strsplit(readLines("/proc/loadavg", warn = FALSE), " ")[[1]][1:3],
+                 collapse = " "), error = function(e) NA_character_)
 }
