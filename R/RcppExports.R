@@ -13,8 +13,8 @@ cpp_gate_forward <- function(Z, gate_spec, gate_params, nthreads) {
     .Call(`_moegate_cpp_gate_forward`, Z, gate_spec, gate_params, nthreads)
 }
 
-cpp_gate_objective <- function(Z, R, gate_spec, gate_params, theta, nthreads) {
-    .Call(`_moegate_cpp_gate_objective`, Z, R, gate_spec, gate_params, theta, nthreads)
+cpp_gate_objective <- function(Z, R, gate_spec, gate_params, theta, nthreads, information = FALSE) {
+    .Call(`_moegate_cpp_gate_objective`, Z, R, gate_spec, gate_params, theta, nthreads, information)
 }
 
 cpp_gate_mstep <- function(Z, R, gate_spec, gate_params, control) {

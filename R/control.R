@@ -25,7 +25,14 @@
 #'   the log-likelihood, so the fit stays monotone. Pays off for slow,
 #'   over-specified fits; each iteration then costs about three EM steps.
 #' @param gate_maxit,gate_tol Inner iterations and tolerance of the gate
-#'   M-step (Newton for the linear softmax gate, L-BFGS otherwise).
+#'   M-step (Newton for the linear softmax gate, `gate_optimizer` otherwise).
+#' @param gate_optimizer Gate M-step of every gate other than the linear
+#'   softmax: `"fisher"` (default), Fisher scoring with the expected information
+#'   of the gate's multinomial log-likelihood, computed in the same pass over the
+#'   data as the gradient, with step halving so the objective never decreases;
+#'   or `"lbfgs"`, L-BFGS with the analytic gradient (more passes over the data
+#'   per M-step; kept for comparison). Least-squares fits and the unnormalised
+#'   sigmoid gate always use L-BFGS.
 #' @param expert_maxit,expert_tol Inner iterations and tolerance of the expert
 #'   M-step (Newton for multinomial experts, L-BFGS for activated means).
 #' @return An object of class `moe_control`.
@@ -35,7 +42,8 @@
 moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
                         nthreads = 1, trace = 0, gate_maxit = 50, gate_tol = 1e-10,
                         expert_maxit = 25, expert_tol = 1e-10,
-                        accelerate = c("none", "squarem")) {
+                        accelerate = c("none", "squarem"),
+                        gate_optimizer = c("fisher", "lbfgs")) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
   maxit <- check_count(maxit, "maxit")
   n_starts <- check_count(n_starts, "n_starts")
@@ -50,10 +58,15 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
     stop_arg("accelerate", '"none" or "squarem"', got = accelerate)
   }
   accelerate <- accelerate[1]
+  if (!is.character(gate_optimizer) || length(gate_optimizer) == 0 ||
+      !all(gate_optimizer %in% c("fisher", "lbfgs"))) {
+    stop_arg("gate_optimizer", '"fisher" or "lbfgs"', got = gate_optimizer)
+  }
+  gate_optimizer <- gate_optimizer[1]
   structure(list(tol = tol, maxit = maxit, n_starts = n_starts, init = init,
                  nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
                  gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
-                 accelerate = accelerate),
+                 accelerate = accelerate, gate_optimizer = gate_optimizer),
             class = "moe_control")
 }
 

@@ -281,7 +281,7 @@ params_from_cpp <- function(gate_par, expert_par, expert, dims) {
 
 control_cpp <- function(control) {
   control[c("tol", "maxit", "nthreads", "trace", "gate_maxit", "gate_tol",
-            "expert_maxit", "expert_tol", "accelerate")]
+            "expert_maxit", "expert_tol", "accelerate", "gate_optimizer")]
 }
 
 # ---- the two estimators ------------------------------------------------------

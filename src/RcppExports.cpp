@@ -63,8 +63,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_gate_objective
-Rcpp::List cpp_gate_objective(const Eigen::Map<Eigen::MatrixXd> Z, const Eigen::Map<Eigen::MatrixXd> R, const List gate_spec, const List gate_params, Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads);
-RcppExport SEXP _moegate_cpp_gate_objective(SEXP ZSEXP, SEXP RSEXP, SEXP gate_specSEXP, SEXP gate_paramsSEXP, SEXP thetaSEXP, SEXP nthreadsSEXP) {
+Rcpp::List cpp_gate_objective(const Eigen::Map<Eigen::MatrixXd> Z, const Eigen::Map<Eigen::MatrixXd> R, const List gate_spec, const List gate_params, Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads, bool information);
+RcppExport SEXP _moegate_cpp_gate_objective(SEXP ZSEXP, SEXP RSEXP, SEXP gate_specSEXP, SEXP gate_paramsSEXP, SEXP thetaSEXP, SEXP nthreadsSEXP, SEXP informationSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -74,7 +74,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const List >::type gate_params(gate_paramsSEXP);
     Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::NumericVector> >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< int >::type nthreads(nthreadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_gate_objective(Z, R, gate_spec, gate_params, theta, nthreads));
+    Rcpp::traits::input_parameter< bool >::type information(informationSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_gate_objective(Z, R, gate_spec, gate_params, theta, nthreads, information));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -165,7 +166,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_em_fit", (DL_FUNC) &_moegate_cpp_em_fit, 9},
     {"_moegate_cpp_lsq_fit", (DL_FUNC) &_moegate_cpp_lsq_fit, 8},
     {"_moegate_cpp_gate_forward", (DL_FUNC) &_moegate_cpp_gate_forward, 4},
-    {"_moegate_cpp_gate_objective", (DL_FUNC) &_moegate_cpp_gate_objective, 6},
+    {"_moegate_cpp_gate_objective", (DL_FUNC) &_moegate_cpp_gate_objective, 7},
     {"_moegate_cpp_gate_mstep", (DL_FUNC) &_moegate_cpp_gate_mstep, 5},
     {"_moegate_cpp_loglik", (DL_FUNC) &_moegate_cpp_loglik, 10},
     {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 9},

@@ -22,6 +22,8 @@ GateSpec gate_spec_from(const List& s, const List& control) {
   g.estimate_tau = Rcpp::as<bool>(s["estimate_tau"]);
   if (control.containsElementNamed("gate_maxit")) g.gate_maxit = Rcpp::as<int>(control["gate_maxit"]);
   if (control.containsElementNamed("gate_tol")) g.gate_tol = Rcpp::as<double>(control["gate_tol"]);
+  if (control.containsElementNamed("gate_optimizer"))
+    g.gate_optimizer = Rcpp::as<std::string>(control["gate_optimizer"]);
   return g;
 }
 
@@ -150,7 +152,7 @@ Rcpp::List cpp_gate_forward(const Eigen::Map<Eigen::MatrixXd> Z, const List gate
 Rcpp::List cpp_gate_objective(const Eigen::Map<Eigen::MatrixXd> Z,
                               const Eigen::Map<Eigen::MatrixXd> R, const List gate_spec,
                               const List gate_params, Rcpp::Nullable<Rcpp::NumericVector> theta,
-                              int nthreads) {
+                              int nthreads, bool information = false) {
   const GateSpec gs = gate_spec_from(gate_spec, List());
   MatrixXd U_store;
   const CMat U = gate_input(gs.transform, Z, U_store);
@@ -159,8 +161,16 @@ Rcpp::List cpp_gate_objective(const Eigen::Map<Eigen::MatrixXd> Z,
   if (theta.isNotNull()) gp = gate.unpack(Rcpp::as<VectorXd>(theta.get()), gp);
   VectorXd grad;
   const double f = gate.em_objective(U, R, gp, &grad, nthreads);
-  return List::create(Named("value") = f, Named("gradient") = grad,
-                      Named("theta") = gate.pack(gp), Named("params") = gate_params_to(gp));
+  List out = List::create(Named("value") = f, Named("gradient") = grad,
+                          Named("theta") = gate.pack(gp), Named("params") = gate_params_to(gp));
+  if (information && gate.normalised()) {
+    VectorXd g2;
+    MatrixXd info;
+    out["fisher_value"] = gate.em_fisher(U, R, gp, g2, info, nthreads);
+    out["fisher_gradient"] = g2;
+    out["information"] = info;
+  }
+  return out;
 }
 
 // One gate M-step from gate_params given responsibilities R.

@@ -17,6 +17,10 @@ class InnerScore : public Score {
                 Index lo, Index len, MatrixXd& dW) const override {
     dW.noalias() += U.middleRows(lo, len).transpose() * dS.middleRows(lo, len);
   }
+  void jacobian(const CMat& U, const MatrixXd&, const MatrixXd&, Index lo, Index len,
+                Index, MatrixXd& J) const override {
+    J = U.middleRows(lo, len);
+  }
   bool translation_invariant() const override { return true; }
 };
 
@@ -53,6 +57,22 @@ class CosineScore : public Score {
       }
       dW.col(i).noalias() += Ub.transpose() * f.matrix();
       dW.col(i) -= (radial / (safe(nw(i)) * dw)) * W.col(i);
+    }
+  }
+  // d s / d w = u / (du dw) - s w / (||w|| dw).
+  void jacobian(const CMat& U, const MatrixXd& W, const MatrixXd& S, Index lo, Index len,
+                Index i, MatrixXd& J) const override {
+    const double nw = W.col(i).norm();
+    const double dw = safe(nw + eps_w_);
+    const VectorXd wdir = W.col(i) / (safe(nw) * dw);
+    J.resize(len, U.cols());
+    for (Index r = 0; r < len; ++r) {
+      const double du = U.row(lo + r).norm() + eps_u_;
+      if (du > 0) {
+        J.row(r) = U.row(lo + r) / (du * dw) - S(lo + r, i) * wdir.transpose();
+      } else {
+        J.row(r).setZero();
+      }
     }
   }
 
@@ -96,6 +116,20 @@ class EuclideanScore : public Score {
       }
       dW.col(i).noalias() += Ub.transpose() * f.matrix();
       dW.col(i) -= f.sum() * W.col(i);
+    }
+  }
+  // d s / d w = 2 (u - w) (squared) or (u - w) / ||u - w||.
+  void jacobian(const CMat& U, const MatrixXd& W, const MatrixXd& S, Index lo, Index len,
+                Index i, MatrixXd& J) const override {
+    J = U.middleRows(lo, len);
+    J.rowwise() -= W.col(i).transpose();
+    for (Index r = 0; r < len; ++r) {
+      if (squared_) {
+        J.row(r) *= 2.0;
+      } else {
+        const double d = -S(lo + r, i);
+        J.row(r) *= d > 1e-150 ? 1.0 / d : 0.0;
+      }
     }
   }
 
@@ -283,24 +317,27 @@ void Gate::normalise_reference(GateParams& p) const {
   if (b_ref_ && k_ > 0) p.b0.array() -= p.b0(k_ - 1);
 }
 
+void Gate::forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
+                        GateCache& c) const {
+  const double inv_tau = std::exp(-p.log_tau);
+  const bool inside = spec_.intercept_inside;
+  score_->compute(U, p.W, lo, len, c.S);
+  auto Sb = c.S.middleRows(lo, len);
+  auto Hb = c.H.middleRows(lo, len);
+  if (inside) Sb.rowwise() += p.b0.transpose();
+  for (Index i = 0; i < k_; ++i)
+    for (Index r = 0; r < len; ++r) Hb(r, i) = act_->value(Sb(r, i)) * inv_tau;
+  if (!inside) Hb.rowwise() += p.b0.transpose();
+  norm_->log_weights(c.H, lo, len, c.logG);
+}
+
 void Gate::forward(const CMat& U, const GateParams& p, GateCache& c, int nthreads) const {
   const Index n = U.rows();
   c.at = p;
   c.S.resize(n, k_);
   c.H.resize(n, k_);
   c.logG.resize(n, k_);
-  const double inv_tau = std::exp(-p.log_tau);
-  const bool inside = spec_.intercept_inside;
-  parallel_blocks(n, nthreads, [&](Index lo, Index len) {
-    score_->compute(U, p.W, lo, len, c.S);
-    auto Sb = c.S.middleRows(lo, len);
-    auto Hb = c.H.middleRows(lo, len);
-    if (inside) Sb.rowwise() += p.b0.transpose();
-    for (Index i = 0; i < k_; ++i)
-      for (Index r = 0; r < len; ++r) Hb(r, i) = act_->value(Sb(r, i)) * inv_tau;
-    if (!inside) Hb.rowwise() += p.b0.transpose();
-    norm_->log_weights(c.H, lo, len, c.logG);
-  });
+  parallel_blocks(n, nthreads, [&](Index lo, Index len) { forward_rows(U, p, lo, len, c); });
 }
 
 VectorXd Gate::backward(const CMat& U, const GateParams& p, const GateCache& c,
@@ -415,7 +452,157 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     }
     return nr.objective;
   }
-  // Every other gate: L-BFGS on -sum R log G / sum R, warm-started.
+  if (norm_->normalised() && spec_.gate_optimizer == "fisher") {
+    return mstep_fisher(U, R, p, nthreads);
+  }
+  return mstep_lbfgs(U, R, p, nthreads);
+}
+
+double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, VectorXd& grad,
+                       MatrixXd& info, int nthreads) const {
+  const Index n = U.rows(), q = q_, k = k_;
+  // Full layout: the k gate vectors, the k intercepts, log tau. The packed
+  // (free) parameters are a subset of it, picked at the end.
+  const Index P = k * q + k + 1, tau_pos = k * q + k;
+  const double inv_tau = std::exp(-p.log_tau);
+  const bool inside = spec_.intercept_inside;
+  GateCache c;
+  c.S.resize(n, k);
+  c.H.resize(n, k);
+  c.logG.resize(n, k);
+  // Columns 0..P-1: information; column P: gradient; (0, P + 1): objective.
+  const MatrixXd zero = MatrixXd::Zero(P, P + 2);
+  MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
+    forward_rows(U, p, lo, len, c);
+    ArrayXd tot(len);
+    ArrayXXd G(len, k), cf(len, k), dh(len, k);
+    double f = 0.0;
+    for (Index r = 0; r < len; ++r) {
+      double t = 0.0;
+      for (Index i = 0; i < k; ++i) t += R(lo + r, i);
+      tot(r) = t;
+      for (Index i = 0; i < k; ++i) {
+        const double lg = c.logG(lo + r, i), rr = R(lo + r, i);
+        G(r, i) = exp_nonpos(lg);
+        cf(r, i) = norm_->dfactor(c.H(lo + r, i));
+        if (rr != 0) f += rr * lg;
+        dh(r, i) = cf(r, i) * (rr - t * G(r, i));
+      }
+    }
+    a(0, P + 1) += f;
+    // The score Jacobian needs the scores without an inside intercept.
+    MatrixXd raw = c.S.middleRows(lo, len);
+    if (inside) raw.rowwise() -= p.b0.transpose();
+    const auto Ub = U.middleRows(lo, len);
+    const ArrayXd sqtot = tot.max(0.0).sqrt();
+    MatrixXd V = MatrixXd::Zero(len, P);
+    MatrixXd J, M(len, q + 2);
+    std::vector<Index> idx(static_cast<size_t>(q + 2));
+    for (Index i = 0; i < k; ++i) {
+      // M: dh_{., i} / d(w_i, b0_i, log tau).
+      score_->jacobian(Ub, p.W, raw, 0, len, i, J);
+      for (Index r = 0; r < len; ++r) {
+        const double ad = act_->deriv(c.S(lo + r, i)) * inv_tau;
+        M.row(r).head(q) = J.row(r) * ad;
+        M(r, q) = inside ? ad : 1.0;
+        M(r, q + 1) = -(inside ? c.H(lo + r, i) : c.H(lo + r, i) - p.b0(i));
+      }
+      for (Index j = 0; j < q; ++j) idx[static_cast<size_t>(j)] = i * q + j;
+      idx[static_cast<size_t>(q)] = k * q + i;
+      idx[static_cast<size_t>(q + 1)] = tau_pos;
+      const VectorXd gi = M.transpose().lazyProduct(dh.col(i).matrix());
+      // Information, diagonal part: M' diag(tot c^2 G) M.
+      const ArrayXd d = tot * cf.col(i).square() * G.col(i);
+      const MatrixXd DM = (M.array().colwise() * d).matrix();
+      const MatrixXd Hi = M.transpose().lazyProduct(DM);
+      for (Index a1 = 0; a1 < q + 2; ++a1) {
+        a(idx[static_cast<size_t>(a1)], P) += gi(a1);
+        for (Index a2 = 0; a2 < q + 2; ++a2)
+          a(idx[static_cast<size_t>(a1)], idx[static_cast<size_t>(a2)]) += Hi(a1, a2);
+      }
+      // Rank-one part, -tot (J'cG)(J'cG)', through the rows of V.
+      const ArrayXd e = cf.col(i) * G.col(i) * sqtot;
+      V.middleCols(i * q, q) = (M.leftCols(q).array().colwise() * e).matrix();
+      V.col(k * q + i) = (M.col(q).array() * e).matrix();
+      V.col(tau_pos) += (M.col(q + 1).array() * e).matrix();
+    }
+    a.leftCols(P).noalias() -= V.transpose().lazyProduct(V);
+  });
+  const Index kw = w_ref_ ? k - 1 : k;
+  const Index kb = b_ref_ ? k - 1 : k;
+  std::vector<Index> idx;
+  for (Index j = 0; j < q * kw; ++j) idx.push_back(j);
+  for (Index i = 0; i < kb; ++i) idx.push_back(k * q + i);
+  if (spec_.estimate_tau) idx.push_back(tau_pos);
+  const Index m = static_cast<Index>(idx.size());
+  grad.resize(m);
+  info.resize(m, m);
+  for (Index a1 = 0; a1 < m; ++a1) {
+    grad(a1) = acc(idx[static_cast<size_t>(a1)], P);
+    for (Index a2 = 0; a2 < m; ++a2)
+      info(a1, a2) = acc(idx[static_cast<size_t>(a1)], idx[static_cast<size_t>(a2)]);
+  }
+  return acc(0, P + 1);
+}
+
+// Fisher scoring with step halving: the objective never decreases. The
+// information is singular along the gate's non-identified directions (cosine:
+// ||w_i||; linear temperature gates: the (w, tau) scaling); the step is the
+// minimum-norm one, through the eigenvectors whose eigenvalues are not
+// negligible, so those directions are left where they are.
+double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const {
+  const GateParams templ = p;
+  VectorXd theta = pack(p), g;
+  MatrixXd info;
+  double f = em_fisher(U, R, p, g, info, nthreads);
+  if (!std::isfinite(f) || !g.allFinite() || !info.allFinite()) return f;
+  const double stop = spec_.gate_tol * (std::abs(f) + 1.0);
+  for (int step = 0; step < spec_.gate_maxit; ++step) {
+    Eigen::SelfAdjointEigenSolver<MatrixXd> eig(info);
+    if (eig.info() != Eigen::Success) break;
+    const VectorXd& lam = eig.eigenvalues();
+    const double thr = 1e-10 * std::max(lam.cwiseAbs().maxCoeff(), 1e-300);
+    VectorXd proj = eig.eigenvectors().transpose() * g;
+    for (Index j = 0; j < lam.size(); ++j) proj(j) = lam(j) > thr ? proj(j) / lam(j) : 0.0;
+    VectorXd delta = eig.eigenvectors() * proj;
+    if (!delta.allFinite()) break;
+    // Longest step, as nlm()'s default stepmax: a weakly curved direction in
+    // which the objective keeps rising (tau -> 0 with a bounded activation)
+    // is followed at a finite pace instead of being jumped to infinity.
+    const double stepmax = std::max(1000.0 * theta.norm(), 1000.0);
+    const double len = delta.norm();
+    if (len > stepmax) delta *= stepmax / len;
+    // Half the predicted increase is below the tolerance: done.
+    if (0.5 * g.dot(delta) <= stop) break;
+    double t = 1.0;
+    bool accepted = false;
+    for (int h = 0; h < 30; ++h) {
+      const VectorXd trial = theta + t * delta;
+      t *= 0.5;
+      // exp(+-log tau) must stay finite.
+      if (!trial.allFinite() || (spec_.estimate_tau && std::abs(trial(trial.size() - 1)) > 700))
+        continue;
+      const GateParams pt = unpack(trial, templ);
+      VectorXd gt;
+      MatrixXd it;
+      const double ft = em_fisher(U, R, pt, gt, it, nthreads);
+      if (std::isfinite(ft) && ft >= f && gt.allFinite() && it.allFinite()) {
+        theta = trial;
+        f = ft;
+        g = std::move(gt);
+        info = std::move(it);
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) break;
+  }
+  p = unpack(theta, templ);
+  return f;
+}
+
+// L-BFGS on -sum R log G / sum R, warm-started.
+double Gate::mstep_lbfgs(const CMat& U, const CMat& R, GateParams& p, int nthreads) const {
   const double scale = std::max(R.sum(), 1.0);
   const GateParams templ = p;
   LbfgsResult res = lbfgs_best(

@@ -23,6 +23,10 @@ class Score {
   // same rows; adds into dW (q x k).
   virtual void backward(const CMat& U, const MatrixXd& W, const MatrixXd& S,
                         const MatrixXd& dS, Index lo, Index len, MatrixXd& dW) const = 0;
+  // Jacobian of expert i's scores wrt w_i on rows [lo, lo+len): J (len x q)
+  // with J(r, .) = d s_{lo+r, i} / d w_i', given the scores S of those rows.
+  virtual void jacobian(const CMat& U, const MatrixXd& W, const MatrixXd& S, Index lo,
+                        Index len, Index i, MatrixXd& J) const = 0;
   // True when adding one vector to every w_i leaves the softmax unchanged.
   virtual bool translation_invariant() const { return false; }
 };
@@ -73,6 +77,9 @@ struct GateSpec {
   bool estimate_tau = false;
   int gate_maxit = 50;   // inner iterations of the gate M-step
   double gate_tol = 1e-10;
+  // Gate M-step of the non-linear gates: "fisher" (Fisher scoring with step
+  // halving) or "lbfgs".
+  std::string gate_optimizer = "fisher";
 };
 
 // Work arrays of one forward pass, reused by the backward pass.
@@ -111,17 +118,29 @@ class Gate {
   // dH for m_n = sum_i G_ni Mu_ni: dm_n / dh_ni.
   void mean_dlogits(const GateCache& cache, const CMat& Mu, MatrixXd& dH, int nthreads) const;
 
+  // sum_ni R_ni log G_ni, its gradient and its expected (Fisher) information
+  // -E[Hessian] wrt the packed parameters, from one pass over the data.
+  // Normalised gates only. The information treats R_n as multinomial counts
+  // with total sum_i R_ni: J_n' diag(c) r (diag(G) - GG') diag(c) J_n with
+  // J_n = dh_n / dtheta and c the normaliser's d log-odds / dh factor.
+  double em_fisher(const CMat& U, const CMat& R, const GateParams& p, VectorXd& grad,
+                   MatrixXd& info, int nthreads) const;
   // sum_ni R_ni log G_ni and its gradient wrt the packed parameters.
   double em_objective(const CMat& U, const CMat& R, const GateParams& p,
                       VectorXd* grad, int nthreads) const;
   // Gate M-step: improve sum R log G from the current parameters. Newton for
-  // the linear softmax configuration, L-BFGS otherwise. Returns the objective.
+  // the linear softmax configuration, Fisher scoring (or L-BFGS, on request
+  // and for unnormalised gates) otherwise. Returns the objective.
   // `cache` (optional): a forward pass, reused when it was taken at p.
   double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
                const GateCache* cache = nullptr) const;
 
  private:
   bool linear_softmax() const;
+  void forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
+                    GateCache& c) const;
+  double mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
+  double mstep_lbfgs(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
   GateSpec spec_;
   Index q_, k_;
   std::unique_ptr<Score> score_;

@@ -27,6 +27,19 @@ ref_fd_grad <- function(f, theta, h = 1e-5) {
   }, numeric(1))
 }
 
+# Central finite-difference Jacobian (columns: d f / d theta_j) of a
+# vector-valued f, with the same relative steps.
+ref_fd_jacobian <- function(f, theta, h = 1e-5) {
+  vapply(seq_along(theta), function(j) {
+    step <- h * max(1, abs(theta[j]))
+    up <- theta
+    dn <- theta
+    up[j] <- up[j] + step
+    dn[j] <- dn[j] - step
+    (f(up) - f(dn)) / (2 * step)
+  }, numeric(length(f(theta))))
+}
+
 # ---- gate pipeline ------------------------------------------------------------
 
 ref_gate_transform <- function(Z, transform) {

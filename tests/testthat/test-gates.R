@@ -337,10 +337,74 @@ test_that("Euclidean scores are accurate when u is close to w_i", {
   expect_equal(-diag(out$logits[1:3, ]), rep(1e-9, 3), tolerance = 1e-6)
 })
 
+test_that("the gate information is the negative Hessian when R equals the weights", {
+  # At R_n = r_n G_n (any row totals r_n) the residuals vanish and the Hessian
+  # of sum R log G is exactly -J'FJ, the expected information em_fisher()
+  # returns; at any R its gradient equals the analytic gradient.
+  dat <- gate_data(seed = 3)
+  grid <- Filter(function(g) g$normalizer != "sigmoid", gate_grid())
+  tot <- seq(0.5, 2, length.out = nrow(dat$Z))
+  res <- vapply(grid, function(g) {
+    spec <- cpp_spec(g)
+    fw <- moegate:::cpp_gate_forward(dat$Z, spec, dat$params, 1L)
+    R <- exp(fw$log_weights) * tot
+    at <- moegate:::cpp_gate_objective(dat$Z, R, spec, dat$params, NULL, 1L, TRUE)
+    gfun <- function(theta) {
+      moegate:::cpp_gate_objective(dat$Z, R, spec, dat$params, theta, 1L)$gradient
+    }
+    H <- ref_fd_jacobian(gfun, at$theta)
+    other <- moegate:::cpp_gate_objective(dat$Z, dat$R, spec, dat$params, NULL, 1L, TRUE)
+    c(info = rel_err(at$information, -(H + t(H)) / 2),
+      symmetric = max(abs(at$information - t(at$information))),
+      gradient = rel_err(other$fisher_gradient, other$gradient),
+      value = abs(other$fisher_value - other$value))
+  }, numeric(4))
+  colnames(res) <- vapply(grid, `[[`, "", "label")
+  # Central differences of the analytic gradient (relative step 1e-5).
+  expect_all_within(res["info", ], 1e-6, "information vs -Hessian")
+  expect_all_within(res["symmetric", ], 1e-12, "information symmetric")
+  expect_all_within(res["gradient", ], 1e-12, "Fisher-pass gradient vs backward()")
+  expect_all_within(res["value", ], 1e-10, "Fisher-pass objective")
+  expect_gt(length(grid), 700)
+})
+
+test_that("Fisher scoring and L-BFGS gate M-steps reach the same maximum", {
+  # R = the weights of known parameters theta*: sum R log G is then maximised
+  # at theta* (Gibbs' inequality), up to the gate's non-identified directions,
+  # so both optimisers, started 0.3 away, must reach the same value,
+  # -sum(G* log G*), and a stationary point.
+  set.seed(12)
+  n <- 500
+  Z <- matrix(rnorm(2 * n), n, 2)
+  truth <- list(W = cbind(c(1.5, -1), c(-1, 1.2), c(0.3, 0.4)), b0 = c(0.5, -0.3, 0.2),
+                tau = 0.8)
+  gates <- list(gate_temperature(), gate_activation("tanh"), gate_activation("gelu"),
+                gate_sigmoid(), gate_modified_sigmoid(), gate_euclidean(),
+                gate_cosine(), gate_perturbed_cosine(), gate_euclidean(squared = FALSE),
+                gate_sigmoid(temperature = 0.8, estimate_temperature = TRUE))
+  ctl <- function(opt) list(gate_maxit = 1000L, gate_tol = 1e-15, nthreads = 1L,
+                            gate_optimizer = opt)
+  for (g in gates) {
+    spec <- cpp_spec(g)
+    R <- exp(moegate:::cpp_gate_forward(Z, spec, truth, 1L)$log_weights)
+    best <- sum(R * log(R))
+    start <- truth
+    start$W <- start$W + 0.3
+    start$b0 <- start$b0 - 0.3
+    fs <- moegate:::cpp_gate_mstep(Z, R, spec, start, ctl("fisher"))
+    lb <- moegate:::cpp_gate_mstep(Z, R, spec, start, ctl("lbfgs"))
+    at <- moegate:::cpp_gate_objective(Z, R, spec, fs$params, NULL, 1L)
+    expect_equal(fs$value, best, tolerance = 1e-8, label = paste(g$name, "Fisher"))
+    expect_equal(lb$value, best, tolerance = 1e-6, label = paste(g$name, "L-BFGS"))
+    expect_lt(max(abs(at$gradient)), 1e-5, label = paste(g$name, "gradient"))
+  }
+})
+
 test_that("the gate M-step never decreases sum R log G", {
   dat <- gate_data(n = 60, seed = 10)
-  control <- list(gate_maxit = 50L, gate_tol = 1e-10, nthreads = 1L)
   grid <- gate_grid()
+  for (opt in c("fisher", "lbfgs")) {
+  control <- list(gate_maxit = 50L, gate_tol = 1e-10, nthreads = 1L, gate_optimizer = opt)
   res <- vapply(grid, function(g) {
     spec <- cpp_spec(g)
     start <- moegate:::cpp_gate_objective(dat$Z, dat$R, spec, dat$params, NULL, 1L)$value
@@ -365,6 +429,7 @@ test_that("the gate M-step never decreases sum R log G", {
   expect_all_within(res["value_err", ], res["value_tol", ], "M-step value vs objective")
   # ... and it is no lower than at the start (up to rounding of the sum).
   expect_all_within(-res["gain", ], 1e-10 * 60, "M-step gain >= 0")
+  }
 })
 
 test_that("the Newton M-step of the linear softmax gate reaches the maximum", {
