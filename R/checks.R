@@ -51,6 +51,38 @@ check_count <- function(x, arg, lower = 1) {
 }
 
 # Numeric matrix with no NA/NaN/Inf, named `arg` in errors.
+# A design whose columns are linearly dependent leaves coefficients
+# unidentified; the weighted least-squares and Newton M-steps would then
+# return arbitrary values. `extra`: a column the model adds itself (the gate
+# intercept), checked together with x.
+check_full_rank <- function(x, arg, extra = NULL, hint = "") {
+  m <- if (is.null(extra)) x else cbind(extra, x)
+  if (ncol(m) == 0 || nrow(m) == 0) return(invisible(x))
+  qx <- qr(m, tol = 1e-9)
+  if (qx$rank == ncol(m)) return(invisible(x))
+  nm <- colnames(x)
+  if (is.null(nm)) nm <- paste0("column ", seq_len(ncol(x)))
+  if (!is.null(extra)) nm <- c(colnames(extra) %||% "(intercept)", nm)
+  aliased <- nm[qx$pivot[seq.int(qx$rank + 1, ncol(m))]]
+  stop_arg(arg, "linearly independent columns; ", paste(aliased, collapse = ", "),
+           if (length(aliased) == 1) " is a" else " are", " linear combination",
+           if (length(aliased) == 1) "" else "s", " of the others", hint)
+}
+
+# Both designs of a fit: the expert design X, and the gate input (after the
+# gate's transform) together with the gate intercept when the score is an
+# inner product (other scores have no intercept to collide with).
+check_designs <- function(X, Z, gate, x_arg, z_arg, x_hint = "", z_hint = "") {
+  gate <- as_gate(gate)
+  check_full_rank(X, x_arg, hint = x_hint)
+  if (identical(gate$score, "inner")) {
+    U <- gate_input(gate, Z)
+    check_full_rank(U, z_arg, extra = cbind(`(gate intercept)` = rep(1, nrow(U))),
+                    hint = z_hint)
+  }
+  invisible(NULL)
+}
+
 check_finite_matrix <- function(x, arg) {
   if (!is.numeric(x)) stop_arg(arg, "numeric", got = x)
   bad <- !is.finite(x)

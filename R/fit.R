@@ -45,6 +45,8 @@ moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(
              "do not sum to one, so it defines no density. Use method = \"lsq\" or ",
              "gate_sigmoid(normalize = TRUE)")
   }
+  check_designs(X, Z, gate, "X", "Z", " (the expert design)",
+                " (the gate design, beside the gate's own intercept)")
   p <- ncol(X)
   K <- resp$n_classes
   n_expert_par <- if (expert$family == "gaussian") p else p * (K - 1)
@@ -296,7 +298,8 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims) {
     all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
        objective = if (ok) res$loglik else -Inf, loglik = res$loglik,
-       trace = res$trace, iter = res$iter, em_steps = res$em_steps, converged = res$converged,
+       trace = res$trace, iter = res$iter, em_steps = res$em_steps, gate_work = res$gate_work,
+       converged = res$converged,
        decreased = res$decreased, status = res$status, ok = ok,
        posterior = res$posterior, floor_binds = res$floor_binds, rss = NULL)
 }

@@ -42,7 +42,8 @@
 #' @param model Logical: keep the model frame in the fit (needed by `update()`
 #'   and `model.frame()` without `data`)?
 #' @param y Response for the matrix method.
-#' @param z Gate covariate matrix for the matrix method (default: `x`).
+#' @param z Gate covariate matrix for the matrix method (default: `x` without
+#'   its constant columns, since the gate has its own intercepts).
 #' @param intercept Logical: add an intercept column to `x` in the matrix
 #'   method?
 #' @param ... Unused; an error is raised when anything is passed.
@@ -112,6 +113,8 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
   check_finite_matrix(X, "data")
   check_finite_matrix(Z, "data")
+  check_designs(X, Z, gate, "formula", "formula", " (the expert part of the formula)",
+                " (the gate part of the formula, beside the gate's own intercept)")
   terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
   fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
   new_moe(fit, call = cl, formula = fo,
@@ -143,6 +146,12 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
   if (is.null(colnames(Z))) colnames(Z) <- paste0("z", seq_len(ncol(Z)))
   check_finite_matrix(X, "x")
   check_finite_matrix(Z, "z")
+  if (missing(z) && ncol(Z) > 0 && nrow(Z) > 1) {
+    # The gate has its own intercepts: a constant column of x (an intercept
+    # the user added) is not a gate covariate, as in the formula method.
+    constant <- apply(Z, 2, function(v) all(v == v[1]))
+    Z <- Z[, !constant, drop = FALSE]
+  }
   if (nrow(X) != NROW(y)) stop_arg("x", "a matrix with one row per response (", NROW(y), "); got ", nrow(X), " rows")
   if (nrow(Z) != NROW(y)) stop_arg("z", "a matrix with one row per response (", NROW(y), "); got ", nrow(Z), " rows")
   check_flag(intercept, "intercept")
@@ -152,6 +161,9 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
   }
   expert <- as_expert(expert)
   if (expert$family == "multinomial" && !is.factor(y)) y <- factor(y)
+  check_designs(X, Z, gate, "x", "z",
+                if (intercept) " (moe() adds an intercept column: use intercept = FALSE if x has one)" else "",
+                " (beside the gate's own intercept)")
   fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
   new_moe(fit, call = cl, formula = NULL, terms = NULL, xlevels = NULL, contrasts = NULL,
           na.action = NULL, k = k, expert = expert, gate = gate, method = method,

@@ -20,7 +20,8 @@ GateSpec gate_spec_from(const List& s, const List& control) {
   g.eps_u = Rcpp::as<double>(s["eps_u"]);
   g.intercept_inside = Rcpp::as<std::string>(s["intercept"]) == "inside";
   g.estimate_tau = Rcpp::as<bool>(s["estimate_tau"]);
-  if (control.containsElementNamed("gate_maxit")) g.gate_maxit = Rcpp::as<int>(control["gate_maxit"]);
+  if (control.containsElementNamed("gate_maxit") && !Rf_isNull(control["gate_maxit"]))
+    g.gate_maxit = Rcpp::as<int>(control["gate_maxit"]);
   if (control.containsElementNamed("gate_tol")) g.gate_tol = Rcpp::as<double>(control["gate_tol"]);
   if (control.containsElementNamed("gate_optimizer"))
     g.gate_optimizer = Rcpp::as<std::string>(control["gate_optimizer"]);
@@ -109,7 +110,11 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
                       Named("loglik") = res.loglik, Named("trace") = res.trace,
                       Named("iter") = res.iter, Named("em_steps") = res.em_steps,
                       Named("converged") = res.converged, Named("decreased") = res.decreased, Named("status") = res.status,
-                      Named("posterior") = res.posterior, Named("floor_binds") = floor);
+                      Named("posterior") = res.posterior, Named("floor_binds") = floor,
+                      Named("gate_work") = Rcpp::IntegerVector::create(
+                          Named("steps") = res.gate_work.steps,
+                          Named("passes") = res.gate_work.passes,
+                          Named("light_passes") = res.gate_work.light_passes));
 }
 
 // [[Rcpp::export]]
@@ -183,7 +188,10 @@ Rcpp::List cpp_gate_mstep(const Eigen::Map<Eigen::MatrixXd> Z, const Eigen::Map<
   GateParams gp = gate_params_from(gate_params);
   Gate gate(gs, U.cols(), gp.W.cols());
   const double f = gate.mstep(U, R, gp, nthreads_from(control));
-  return List::create(Named("value") = f, Named("params") = gate_params_to(gp));
+  const MstepStats& st = gate.last_mstep_stats();
+  return List::create(Named("value") = f, Named("params") = gate_params_to(gp),
+                      Named("steps") = st.steps, Named("passes") = st.passes,
+                      Named("light_passes") = st.light_passes);
 }
 
 // Log-likelihood and its gradient at packed parameters theta (NULL: packing of

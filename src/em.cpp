@@ -60,6 +60,10 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   auto em_map = [&](GateParams& g, ExpertParams& e, const MatrixXd& Rin, MatrixXd& Rout) {
     expert.mstep(X, Y, Rin, e, nt);
     gate.mstep(U, Rin, g, nt, &work.cache);
+    const MstepStats& st = gate.last_mstep_stats();
+    res.gate_work.steps += st.steps;
+    res.gate_work.passes += st.passes;
+    res.gate_work.light_passes += st.light_passes;
     return e_step(gate, expert, X, Y, U, g, e, Rout, nt, &work);
   };
   auto pack = [&](const GateParams& g, const ExpertParams& e) {

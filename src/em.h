@@ -22,6 +22,7 @@ struct EmResult {
   std::vector<double> trace;  // log-likelihood after each E-step
   int iter = 0;
   int em_steps = 0;           // EM maps evaluated (> iter with SQUAREM)
+  MstepStats gate_work;       // gate M-step work summed over the fit
   bool converged = false;
   bool decreased = false;     // a decrease beyond rounding was seen (never expected)
   std::string status = "ok";  // "ok" | "numerical_failure"

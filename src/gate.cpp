@@ -149,11 +149,16 @@ class TanhAct : public Activation {
  public:
   double value(double x) const override { return std::tanh(x); }
   double deriv(double x) const override { const double t = std::tanh(x); return 1.0 - t * t; }
+  double deriv_at(double, double v) const override { return 1.0 - v * v; }
 };
 class SigmoidAct : public Activation {
  public:
   double value(double x) const override { return sigmoid(x); }
   double deriv(double x) const override { return sigmoid(x) * sigmoid(-x); }
+  double deriv_at(double x, double v) const override {
+    // sigmoid(-x) = 1 - v loses digits when v is close to 1.
+    return v < 0.5 ? v * (1.0 - v) : v * sigmoid(-x);
+  }
 };
 class LogSigmoidAct : public Activation {
  public:
@@ -427,6 +432,7 @@ double Gate::em_objective(const CMat& U, const CMat& R, const GateParams& p,
 
 double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
                    const GateCache* cache) const {
+  stats_ = MstepStats();
   if (k_ == 1) return 0.0;
   normalise_reference(p);
   if (linear_softmax()) {
@@ -444,8 +450,9 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     // The E-step's log-weights are the Newton start's log-probabilities.
     const bool reuse = cache && cache->logG.rows() == n && cache->at.log_tau == p.log_tau &&
                        cache->at.W == p.W && cache->at.b0 == p.b0;
-    NewtonResult nr = multinom_newton(Z, R, B, spec_.gate_maxit, spec_.gate_tol, nthreads, 0.0,
+    NewtonResult nr = multinom_newton(Z, R, B, maxit_or(50), spec_.gate_tol, nthreads, 0.0,
                                       reuse ? &cache->logG : nullptr);
+    stats_.steps = nr.steps;
     for (Index i = 0; i < k_ - 1; ++i) {
       p.b0(i) = spec_.intercept_inside ? B(0, i) * tau : B(0, i);
       p.W.col(i) = B.col(i).tail(q_) * tau;
@@ -501,11 +508,14 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
     for (Index i = 0; i < k; ++i) {
       // M: dh_{., i} / d(w_i, b0_i, log tau).
       score_->jacobian(Ub, p.W, raw, 0, len, i, J);
+      const double tau = std::exp(p.log_tau);
       for (Index r = 0; r < len; ++r) {
-        const double ad = act_->deriv(c.S(lo + r, i)) * inv_tau;
+        // act(s) / tau, from the forward pass.
+        const double scaled = inside ? c.H(lo + r, i) : c.H(lo + r, i) - p.b0(i);
+        const double ad = act_->deriv_at(c.S(lo + r, i), scaled * tau) * inv_tau;
         M.row(r).head(q) = J.row(r) * ad;
         M(r, q) = inside ? ad : 1.0;
-        M(r, q + 1) = -(inside ? c.H(lo + r, i) : c.H(lo + r, i) - p.b0(i));
+        M(r, q + 1) = -scaled;
       }
       for (Index j = 0; j < q; ++j) idx[static_cast<size_t>(j)] = i * q + j;
       idx[static_cast<size_t>(q)] = k * q + i;
@@ -526,8 +536,13 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
       V.col(k * q + i) = (M.col(q).array() * e).matrix();
       V.col(tau_pos) += (M.col(q + 1).array() * e).matrix();
     }
-    a.leftCols(P).noalias() -= V.transpose().lazyProduct(V);
+    // Lower triangle only (symmetrised below): a rank-len update.
+    MatrixXd VtV = MatrixXd::Zero(P, P);
+    VtV.selfadjointView<Eigen::Lower>().rankUpdate(V.transpose(), 1.0);
+    a.leftCols(P).triangularView<Eigen::Lower>() -= VtV;
   });
+  const MatrixXd full = acc.leftCols(P).selfadjointView<Eigen::Lower>();
+  acc.leftCols(P) = full;
   const Index kw = w_ref_ ? k - 1 : k;
   const Index kb = b_ref_ ? k - 1 : k;
   std::vector<Index> idx;
@@ -545,57 +560,105 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
   return acc(0, P + 1);
 }
 
-// Fisher scoring with step halving: the objective never decreases. The
-// information is singular along the gate's non-identified directions (cosine:
-// ||w_i||; linear temperature gates: the (w, tau) scaling); the step is the
-// minimum-norm one, through the eigenvectors whose eigenvalues are not
-// negligible, so those directions are left where they are.
+// Fisher scoring in a trust region: the step solves (I + mu top) delta = g,
+// with I the expected information and top its largest eigenvalue, and mu >= 0
+// the smallest damping that keeps ||delta|| within the radius Delta (Delta
+// starts at max(1, ||theta||)). Only increases are
+// accepted, so the objective never decreases. The radius follows the gain
+// ratio rho = actual / predicted increase (More's rule: rho < 0.25 shrinks it
+// to a quarter of the step, rho > 0.75 with the step on the boundary doubles
+// it). The information is singular along the gate's non-identified
+// directions (cosine: ||w_i||; linear temperature gates: the (w, tau)
+// scaling): the step uses only the eigenvectors whose eigenvalues exceed
+// 1e-10 top, so those directions stay where they are. A trial after a
+// failure is judged from the objective alone (a light pass); the information
+// is computed where a step is accepted, in the same pass when the step is the
+// first trial.
 double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const {
   const GateParams templ = p;
   VectorXd theta = pack(p), g;
   MatrixXd info;
   double f = em_fisher(U, R, p, g, info, nthreads);
+  stats_.passes++;
   if (!std::isfinite(f) || !g.allFinite() || !info.allFinite()) return f;
   const double stop = spec_.gate_tol * (std::abs(f) + 1.0);
-  for (int step = 0; step < spec_.gate_maxit; ++step) {
+  double radius = std::max(1.0, theta.norm());
+  bool light = false;
+  int fails = 0;
+  for (int step = 0; step < maxit_or(1) && fails < 30;) {
     Eigen::SelfAdjointEigenSolver<MatrixXd> eig(info);
     if (eig.info() != Eigen::Success) break;
     const VectorXd& lam = eig.eigenvalues();
-    const double thr = 1e-10 * std::max(lam.cwiseAbs().maxCoeff(), 1e-300);
-    VectorXd proj = eig.eigenvectors().transpose() * g;
-    for (Index j = 0; j < lam.size(); ++j) proj(j) = lam(j) > thr ? proj(j) / lam(j) : 0.0;
-    VectorXd delta = eig.eigenvectors() * proj;
-    if (!delta.allFinite()) break;
-    // Longest step, as nlm()'s default stepmax: a weakly curved direction in
-    // which the objective keeps rising (tau -> 0 with a bounded activation)
-    // is followed at a finite pace instead of being jumped to infinity.
-    const double stepmax = std::max(1000.0 * theta.norm(), 1000.0);
+    const double top = std::max(lam.cwiseAbs().maxCoeff(), 1e-300);
+    const VectorXd proj = eig.eigenvectors().transpose() * g;
+    // Coefficients of the damped step in the eigenbasis, and its length.
+    auto coefs = [&](double mu) {
+      VectorXd c = VectorXd::Zero(lam.size());
+      for (Index j = 0; j < lam.size(); ++j)
+        if (lam(j) > 1e-10 * top) c(j) = proj(j) / (lam(j) + mu * top);
+      return c;
+    };
+    VectorXd c = coefs(0.0);
+    if (!c.allFinite()) break;
+    // Half the undamped predicted increase below the tolerance: done.
+    if (0.5 * proj.dot(c) <= stop) break;
+    if (c.norm() > radius) {
+      // ||delta(mu)|| decreases in mu: bisection on log mu.
+      double lo = -12.0, hi = 12.0;
+      for (int b = 0; b < 60; ++b) {
+        const double mid = 0.5 * (lo + hi);
+        if (coefs(std::pow(10.0, mid)).norm() > radius) lo = mid; else hi = mid;
+      }
+      c = coefs(std::pow(10.0, hi));
+    }
+    double predicted = 0.0;  // g'delta - delta' I delta / 2
+    for (Index j = 0; j < lam.size(); ++j)
+      predicted += proj(j) * c(j) - 0.5 * std::max(lam(j), 0.0) * c(j) * c(j);
+    const VectorXd delta = eig.eigenvectors() * c;
     const double len = delta.norm();
-    if (len > stepmax) delta *= stepmax / len;
-    // Half the predicted increase is below the tolerance: done.
-    if (0.5 * g.dot(delta) <= stop) break;
-    double t = 1.0;
+    const VectorXd trial = theta + delta;
     bool accepted = false;
-    for (int h = 0; h < 30; ++h) {
-      const VectorXd trial = theta + t * delta;
-      t *= 0.5;
-      // exp(+-log tau) must stay finite.
-      if (!trial.allFinite() || (spec_.estimate_tau && std::abs(trial(trial.size() - 1)) > 700))
-        continue;
+    double rho = -1.0;
+    if (trial.allFinite() && (!spec_.estimate_tau || std::abs(trial(trial.size() - 1)) <= 700)) {
       const GateParams pt = unpack(trial, templ);
       VectorXd gt;
       MatrixXd it;
-      const double ft = em_fisher(U, R, pt, gt, it, nthreads);
-      if (std::isfinite(ft) && ft >= f && gt.allFinite() && it.allFinite()) {
+      double ft;
+      if (light) {
+        ft = em_objective(U, R, pt, nullptr, nthreads);
+        stats_.light_passes++;
+        if (std::isfinite(ft) && ft >= f) {
+          ft = em_fisher(U, R, pt, gt, it, nthreads);
+          stats_.passes++;
+        }
+      } else {
+        ft = em_fisher(U, R, pt, gt, it, nthreads);
+        stats_.passes++;
+      }
+      if (std::isfinite(ft)) rho = (ft - f) / std::max(predicted, 1e-300);
+      if (std::isfinite(ft) && ft >= f && gt.size() == g.size() && gt.allFinite() &&
+          it.allFinite()) {
         theta = trial;
         f = ft;
         g = std::move(gt);
         info = std::move(it);
         accepted = true;
-        break;
       }
     }
-    if (!accepted) break;
+    if (rho < 0.25) {
+      radius = 0.25 * len;
+    } else if (rho > 0.75 && len >= 0.99 * radius) {
+      radius *= 2.0;
+    }
+    if (accepted) {
+      ++step;
+      stats_.steps++;
+      fails = 0;
+      light = false;
+    } else {
+      ++fails;
+      light = true;
+    }
   }
   p = unpack(theta, templ);
   return f;
@@ -612,7 +675,7 @@ double Gate::mstep_lbfgs(const CMat& U, const CMat& R, GateParams& p, int nthrea
         grad = -g / scale;
         return -obj / scale;
       },
-      pack(p), spec_.gate_maxit, spec_.gate_tol, 1e-8, 40);
+      pack(p), maxit_or(50), spec_.gate_tol, 1e-8, 40);
   // The best point seen includes the start, so the objective never decreases.
   if (std::isfinite(res.f)) p = unpack(res.x, templ);
   return -res.f * scale;

@@ -38,6 +38,8 @@ class Activation {
   virtual ~Activation() {}
   virtual double value(double x) const = 0;
   virtual double deriv(double x) const = 0;
+  // The derivative at x given v = value(x), cheaper for some activations.
+  virtual double deriv_at(double x, double) const { return deriv(x); }
   virtual bool is_identity() const { return false; }
 };
 std::unique_ptr<Activation> make_activation(const std::string& id);
@@ -75,7 +77,9 @@ struct GateSpec {
   double eps_w = 0.0, eps_u = 0.0;
   bool intercept_inside = false;
   bool estimate_tau = false;
-  int gate_maxit = 50;   // inner iterations of the gate M-step
+  // Inner iterations of the gate M-step; 0: the optimiser's default (50
+  // Newton or L-BFGS iterations; one Fisher-scoring step per EM iteration).
+  int gate_maxit = 0;
   double gate_tol = 1e-10;
   // Gate M-step of the non-linear gates: "fisher" (Fisher scoring with step
   // halving) or "lbfgs".
@@ -88,6 +92,12 @@ struct GateCache {
   MatrixXd S;     // pre-activation score (intercept added when inside)
   MatrixXd H;     // logits
   MatrixXd logG;  // log-weights
+};
+
+// Work done by the last gate M-step (Fisher scoring): accepted steps, full
+// passes (objective, gradient and information) and objective-only passes.
+struct MstepStats {
+  int steps = 0, passes = 0, light_passes = 0;
 };
 
 class Gate {
@@ -134,9 +144,11 @@ class Gate {
   // `cache` (optional): a forward pass, reused when it was taken at p.
   double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
                const GateCache* cache = nullptr) const;
+  const MstepStats& last_mstep_stats() const { return stats_; }
 
  private:
   bool linear_softmax() const;
+  int maxit_or(int dflt) const { return spec_.gate_maxit > 0 ? spec_.gate_maxit : dflt; }
   void forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
                     GateCache& c) const;
   double mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
@@ -147,6 +159,7 @@ class Gate {
   std::unique_ptr<Activation> act_;
   std::unique_ptr<Normaliser> norm_;
   bool w_ref_, b_ref_;
+  mutable MstepStats stats_;
 };
 
 }  // namespace moegate

@@ -36,6 +36,31 @@ test_that("matrix-interface errors name the user's arguments `x` and `z`", {
   expect_error(moe(dat$x, dat$y[-1], k = 2), class = "moe_error", regexp = "`x`|`y`")
 })
 
+test_that("linearly dependent designs are refused, naming the aliased column", {
+  dat <- check_data()
+  # An intercept column in x duplicates the one moe() adds: before this check
+  # the expert M-step silently returned zero coefficients.
+  x1 <- cbind(const1 = 1, dat$x)
+  expect_error(moe(x1, dat$y, k = 2), class = "moe_error",
+               regexp = "`x`.*linearly independent.*const1.*intercept = FALSE")
+  # With intercept = FALSE it is the intercept; the default z = x drops it.
+  set.seed(1)
+  fit1 <- moe(x1, dat$y, k = 2, intercept = FALSE)
+  set.seed(1)
+  fit2 <- moe(dat$x, dat$y, k = 2)
+  expect_equal(fit1$loglik, fit2$loglik, tolerance = 1e-10)
+  expect_equal(ncol(fit1$z), ncol(dat$x))
+  x2 <- cbind(dat$x, twice = 2 * dat$x[, 1])
+  expect_error(moe(x2, dat$y, k = 2), class = "moe_error", regexp = "twice")
+  # A constant gate covariate duplicates the gate's own intercept b0 (inner
+  # product scores only; the cosine score has no intercept to collide with).
+  z <- cbind(dat$x, const = 3)
+  expect_error(moe(dat$x, dat$y, z = z, k = 2), class = "moe_error", regexp = "`z`.*const")
+  expect_error(moe_fit(dat$y, cbind(1, dat$x), z, k = 2), class = "moe_error", regexp = "`Z`")
+  dd <- data.frame(y = dat$y, a = dat$x[, 1], b = 2 * dat$x[, 1])
+  expect_error(moe(y ~ a + b, data = dd, k = 2), class = "moe_error", regexp = "b")
+})
+
 test_that("missing values in the formula interface are dropped as in lm", {
   dat <- check_data()
   d <- dat$d
@@ -163,6 +188,10 @@ test_that("invalid moe_control values are refused", {
   expect_error(moe_control(init = list(1, 2)), class = "moe_error", regexp = "`init`")
   expect_error(moe_control(trace = -1), class = "moe_error", regexp = "`trace`")
   expect_error(moe_control(gate_tol = 0), class = "moe_error", regexp = "`gate_tol`")
+  expect_error(moe_control(gate_maxit = 0), class = "moe_error", regexp = "`gate_maxit`")
+  expect_error(moe_control(gate_optimizer = "newton"), class = "moe_error",
+               regexp = "`gate_optimizer`")
+  expect_null(moe_control()$gate_maxit)
   expect_error(moe_control(expert_maxit = 0), class = "moe_error", regexp = "`expert_maxit`")
   # Through moe(): a plain list is validated the same way; anything else is refused.
   dat <- check_data()
