@@ -15,7 +15,10 @@
 #' are updated by weighted least squares (closed form; weighted non-linear least
 #' squares for activated means), multinomial experts by Newton steps with step
 #' halving, the linear softmax gate by Newton steps with step halving and every
-#' other gate by L-BFGS with its analytic gradient, warm-started. Each M-step
+#' other gate by Fisher scoring (the expected information of the gate's
+#' multinomial log-likelihood from the pipeline's analytic derivatives, in a
+#' trust region; one step per EM iteration by default, see
+#' `gate_maxit` and `gate_optimizer` in [moe_control()]). Each M-step
 #' improves its objective, so the log-likelihood never decreases. Iterations
 #' stop when the relative change of the log-likelihood falls below
 #' `control$tol`, or after `control$maxit` iterations.

@@ -5,9 +5,8 @@
 #
 # Environment: MOEGATE_LIB (lib.loc of moegate), BENCH_N (default 1e5),
 # BENCH_REPS (timed repetitions per gate, the fastest is kept; default 2),
-# BENCH_PROFILE (FALSE skips the gate_maxit sweep, the M-step anatomy and the
-# time-to-convergence check; default TRUE), BENCH_SWEEP (how many of the
-# slowest gates get the gate_maxit sweep; default 3), BENCH_CONV_N (sample size of the time-to-convergence
+# BENCH_PROFILE (FALSE skips the L-BFGS comparison and the time-to-convergence
+# check; default TRUE), BENCH_CONV_N (sample size of the time-to-convergence
 # check; default 2e4).
 #
 # Every gate runs exactly 30 EM iterations (maxit = 30, tol = 1e-300; the
@@ -20,13 +19,14 @@
 # single-threaded, so CPU seconds (user + system) are reported too: on a
 # machine shared with other processes they are the steadier measure.
 #
-# The linear softmax gate's M-step is Newton; every other gate's is L-BFGS with
-# up to `gate_maxit` (default 50) inner iterations, each a full pass over the
-# data. The optional sweep refits the slowest gates with gate_maxit = 5, 10, 20, 50
-# to show how much of their cost the inner iterations are and what they buy
-# (log-likelihood after 30 EM iterations). A last check fits softmax and three
-# slow gates to convergence (tol = 1e-8) with gate_maxit = 5, 10, 50, to see
-# whether a cheaper inexact gate M-step pays off overall.
+# The linear softmax gate's M-step is Newton; every other gate's is Fisher
+# scoring (moe_control(gate_optimizer = "fisher"), one trust-region step per
+# EM iteration by default). The profile part repeats the per-iteration timing
+# with the L-BFGS gate M-step (gate_optimizer = "lbfgs", up to 50 inner
+# iterations), and fits every gate to convergence (tol = 1e-8, n = BENCH_CONV_N)
+# three ways: Fisher with one step per EM iteration (the default), Fisher
+# solved to gate_tol (gate_maxit = 50), and L-BFGS, to show which is fastest
+# overall and that they reach the same log-likelihood.
 
 local({
   file_arg <- grep("^--file=", commandArgs(FALSE), value = TRUE)
@@ -121,108 +121,54 @@ print(show, row.names = FALSE)
 cat("Written:", out, "\n")
 
 if (isTRUE(do_profile)) {
-  # Where the time of the slow gates goes: the L-BFGS inner iterations.
-  # The BENCH_SWEEP slowest gates (by CPU ratio; default 3) that miss the 3x target.
-  n_sweep <- as.integer(Sys.getenv("BENCH_SWEEP", "3"))
-  ranked <- res[!soft & !is.na(res$ratio_to_softmax_cpu), ]
-  ranked <- ranked[order(-ranked$ratio_to_softmax_cpu), ]
-  slow <- head(ranked$gate[ranked$ratio_to_softmax_cpu > 3], n_sweep)
-  if (length(slow) == 0) slow <- head(ranked$gate, 1)
-  prof <- do.call(rbind, lapply(slow, function(nm) {
-    do.call(rbind, lapply(c(5, 10, 20, 50), function(gm) {
-      full <- time_fit(gates[[nm]], maxit, 1, gate_maxit = gm)
-      fixed <- time_fit(gates[[nm]], 1, 1, gate_maxit = gm)
-      data.frame(gate = nm, gate_maxit = gm,
-                 marginal_sec_per_iter = (full$seconds - fixed$seconds) / (maxit - 1),
-                 ratio_to_softmax = (full$seconds - fixed$seconds) / (maxit - 1) /
-                   res$marginal_sec_per_iter[soft],
-                 marginal_cpu_per_iter = (full$cpu - fixed$cpu) / (maxit - 1),
-                 ratio_to_softmax_cpu = (full$cpu - fixed$cpu) / (maxit - 1) /
-                   res$marginal_cpu_per_iter[soft],
-                 loglik_after_30 = if (is.null(full$fit)) NA_real_ else full$fit$loglik)
-    }))
+  # The same 30 iterations with the L-BFGS gate M-step (the engine before
+  # Fisher scoring), relative to the same softmax figure.
+  lb <- do.call(rbind, lapply(setdiff(names(gates), c("softmax", "modified_softmax")), function(nm) {
+    full <- time_fit(gates[[nm]], maxit, 1, gate_optimizer = "lbfgs")
+    fixed <- time_fit(gates[[nm]], 1, 1, gate_optimizer = "lbfgs")
+    m <- (full$cpu - fixed$cpu) / (maxit - 1)
+    data.frame(gate = nm, lbfgs_marginal_cpu_per_iter = m,
+               lbfgs_ratio_to_softmax_cpu = m / res$marginal_cpu_per_iter[soft],
+               fisher_ratio_to_softmax_cpu = res$ratio_to_softmax_cpu[res$gate == nm],
+               lbfgs_loglik_after_30 = if (is.null(full$fit)) NA_real_ else full$fit$loglik,
+               fisher_loglik_after_30 = res$loglik[res$gate == nm])
   }))
-  out2 <- bench_output("results-gates-maxit.csv")
-  utils::write.csv(prof, out2, row.names = FALSE)
-  prof$marginal_sec_per_iter <- round(prof$marginal_sec_per_iter, 4)
-  prof$ratio_to_softmax <- round(prof$ratio_to_softmax, 2)
-  prof$marginal_cpu_per_iter <- round(prof$marginal_cpu_per_iter, 4)
-  prof$ratio_to_softmax_cpu <- round(prof$ratio_to_softmax_cpu, 2)
-  prof$loglik_after_30 <- round(prof$loglik_after_30, 2)
-  cat("\nSlow gates against the inner L-BFGS budget (gate_maxit):\n")
-  print(prof, row.names = FALSE)
+  out2 <- bench_output("results-gates-lbfgs.csv")
+  utils::write.csv(lb, out2, row.names = FALSE)
+  show2 <- lb
+  num <- vapply(show2, is.numeric, TRUE)
+  show2[num] <- lapply(show2[num], signif, 4)
+  cat("\nCPU per EM iteration relative to softmax: L-BFGS gate M-step vs Fisher scoring:\n")
+  print(show2, row.names = FALSE)
   cat("Written:", out2, "\n")
-}
 
-if (isTRUE(do_profile)) {
-  # Anatomy of one gate M-step: the cost of one objective + gradient pass and
-  # the cost of the whole M-step, both at the state after 10 EM iterations
-  # (the same responsibilities for both). Their ratio is the number of passes
-  # the inner solver spends. Uses moegate internals (cpp_gate_objective,
-  # cpp_gate_mstep, gate_cpp_spec), which may change without notice.
-  ns <- asNamespace("moegate")
-  anatomy <- do.call(rbind, lapply(names(gates), function(nm) {
-    g <- gates[[nm]]
-    set.seed(1)
-    f <- withCallingHandlers(
-      moe_fit(s$y, s$X, s$Z, k, gate = g, control = moe_control(tol = 1e-300, maxit = 10)),
-      moe_convergence_warning = function(w) invokeRestart("muffleWarning"))
-    R <- f$posterior
-    spec <- ns$gate_cpp_spec(g)
-    gp <- list(W = unname(f$params$gate$W), b0 = unname(f$params$gate$b0), tau = f$params$gate$tau)
-    U <- ns$gate_input(g, s$Z)
-    ctl <- list(gate_maxit = 50L, gate_tol = 1e-10, nthreads = 1L)
-    obj0 <- ns$cpp_gate_objective(U, R, spec, gp, NULL, 1L)$value
-    t_eval <- system.time(for (i in 1:10) ns$cpp_gate_objective(U, R, spec, gp, NULL, 1L))
-    t_mstep <- system.time(for (i in 1:3) m50 <- ns$cpp_gate_mstep(U, R, spec, gp, ctl))
-    m5 <- ns$cpp_gate_mstep(U, R, spec, gp, modifyList(ctl, list(gate_maxit = 5L)))
-    cpu <- function(t) t[["user.self"]] + t[["sys.self"]]
-    # The M-step is Newton exactly for the linear softmax configuration.
-    newton <- g$score == "inner" && g$activation == "identity" && g$normalizer == "softmax" &&
-      !g$estimate_tau
-    data.frame(gate = nm, solver = if (newton) "Newton" else "L-BFGS",
-               eval_cpu_s = cpu(t_eval) / 10, mstep_cpu_s = cpu(t_mstep) / 3,
-               passes_per_mstep = (cpu(t_mstep) / 3) / (cpu(t_eval) / 10),
-               gain_maxit50 = m50$value - obj0, gain_maxit5 = m5$value - obj0)
-  }))
-  soft_eval <- anatomy$eval_cpu_s[anatomy$gate == "softmax"]
-  soft_mstep <- anatomy$mstep_cpu_s[anatomy$gate == "softmax"]
-  anatomy$eval_ratio_to_softmax <- anatomy$eval_cpu_s / soft_eval
-  anatomy$mstep_ratio_to_softmax <- anatomy$mstep_cpu_s / soft_mstep
-  out4 <- bench_output("results-gates-mstep.csv")
-  utils::write.csv(anatomy, out4, row.names = FALSE)
-  show4 <- anatomy
-  num <- vapply(show4, is.numeric, TRUE)
-  show4[num] <- lapply(show4[num], signif, 3)
-  cat("\nOne gate M-step (CPU seconds; after 10 EM iterations; gate_maxit = 50 unless stated):\n")
-  print(show4, row.names = FALSE)
-  cat("Written:", out4, "\n")
-}
-
-if (isTRUE(do_profile)) {
-  # Time to convergence: does a cheaper (inexact) gate M-step pay off?
+  # Time to convergence (tol = 1e-8): one Fisher step per EM iteration (the
+  # default), Fisher to gate_tol, L-BFGS.
   sc <- simulate_moe(conv_n, truth$W, truth$b0, truth$coef, truth$sigma2, seed = 3)
-  conv_gates <- c("softmax", "activation(tanh)", "sigmoid", "euclidean")
-  conv <- do.call(rbind, lapply(conv_gates, function(nm) {
-    budgets <- if (nm == "softmax") 50 else c(5, 10, 50)
-    do.call(rbind, lapply(budgets, function(gm) {
+  variants <- list("fisher, 1 step (default)" = list(),
+                   "fisher, gate_maxit = 50" = list(gate_maxit = 50),
+                   "lbfgs, gate_maxit = 50" = list(gate_optimizer = "lbfgs"))
+  conv <- do.call(rbind, lapply(names(gates), function(nm) {
+    vs <- if (nm %in% c("softmax", "modified_softmax")) variants[1] else variants
+    do.call(rbind, lapply(names(vs), function(v) {
       r <- time_call(function() {
         set.seed(1)
         moe_fit(sc$y, sc$X, sc$Z, k, gate = gates[[nm]],
-                control = moe_control(tol = 1e-8, maxit = 2000, gate_maxit = gm))
-      })
-      data.frame(gate = nm, n = conv_n, gate_maxit = gm, seconds = r$seconds, cpu_seconds = r$cpu,
+                control = do.call(moe_control, c(list(tol = 1e-8, maxit = 3000), vs[[v]])))
+      }, muffle = "moe_convergence_warning")
+      data.frame(gate = nm, variant = v, n = conv_n, seconds = r$seconds, cpu_seconds = r$cpu,
                  iter = r$value$iter, converged = r$value$converged, loglik = r$value$loglik)
     }))
   }))
-  conv$cpu_ratio_to_softmax <- conv$cpu_seconds / conv$cpu_seconds[conv$gate == "softmax"]
+  soft_cpu <- conv$cpu_seconds[conv$gate == "softmax"]
+  conv$cpu_ratio_to_softmax <- conv$cpu_seconds / soft_cpu
   out3 <- bench_output("results-gates-convergence.csv")
   utils::write.csv(conv, out3, row.names = FALSE)
   conv$seconds <- round(conv$seconds, 2)
   conv$cpu_seconds <- round(conv$cpu_seconds, 2)
   conv$cpu_ratio_to_softmax <- round(conv$cpu_ratio_to_softmax, 1)
   conv$loglik <- round(conv$loglik, 3)
-  cat("\nTime to convergence (tol = 1e-8) against the inner budget:\n")
+  cat("\nTime to convergence (tol = 1e-8):\n")
   print(conv, row.names = FALSE)
   cat("Written:", out3, "\n")
 }

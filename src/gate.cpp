@@ -415,9 +415,16 @@ void Gate::mean_dlogits(const GateCache& c, const CMat& Mu, MatrixXd& dH, int nt
 
 double Gate::em_objective(const CMat& U, const CMat& R, const GateParams& p,
                           VectorXd* grad, int nthreads) const {
-  GateCache c;
-  forward(U, p, c, nthreads);
-  const double f = block_sum<double>(U.rows(), nthreads, 0.0, [&](Index lo, Index len, double& a) {
+  // Forward pass and sum fused, in the gate's scratch arrays (allocated once
+  // per fit: fresh n x k arrays at every call cost page faults).
+  GateCache& c = scratch_;
+  const Index n = U.rows();
+  c.at = p;
+  c.S.resize(n, k_);
+  c.H.resize(n, k_);
+  c.logG.resize(n, k_);
+  const double f = block_sum<double>(n, nthreads, 0.0, [&](Index lo, Index len, double& a) {
+    forward_rows(U, p, lo, len, c);
     for (Index r = lo; r < lo + len; ++r)
       for (Index i = 0; i < k_; ++i)
         if (R(r, i) != 0) a += R(r, i) * c.logG(r, i);
@@ -473,7 +480,8 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
   const Index P = k * q + k + 1, tau_pos = k * q + k;
   const double inv_tau = std::exp(-p.log_tau);
   const bool inside = spec_.intercept_inside;
-  GateCache c;
+  GateCache& c = scratch_;
+  c.at = p;
   c.S.resize(n, k);
   c.H.resize(n, k);
   c.logG.resize(n, k);
@@ -582,10 +590,14 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
   stats_.passes++;
   if (!std::isfinite(f) || !g.allFinite() || !info.allFinite()) return f;
   const double stop = spec_.gate_tol * (std::abs(f) + 1.0);
-  double radius = std::max(1.0, theta.norm());
+  // The radius carries over from the previous M-step of the same fit.
+  double radius = radius_ > 0 ? radius_ : std::max(1.0, theta.norm());
   bool light = false;
   int fails = 0;
-  for (int step = 0; step < maxit_or(1) && fails < 30;) {
+  const int maxit = maxit_or(1);
+  for (int step = 0; step < maxit && fails < 30;) {
+    // The last step needs no information where it lands.
+    const bool last = step + 1 == maxit;
     Eigen::SelfAdjointEigenSolver<MatrixXd> eig(info);
     if (eig.info() != Eigen::Success) break;
     const VectorXd& lam = eig.eigenvalues();
@@ -624,9 +636,15 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
       VectorXd gt;
       MatrixXd it;
       double ft;
-      if (light) {
+      if (light || last) {
         ft = em_objective(U, R, pt, nullptr, nthreads);
         stats_.light_passes++;
+        if (std::isfinite(ft) && ft >= f && last) {
+          theta = trial;
+          f = ft;
+          stats_.steps++;
+          break;
+        }
         if (std::isfinite(ft) && ft >= f) {
           ft = em_fisher(U, R, pt, gt, it, nthreads);
           stats_.passes++;
@@ -660,6 +678,7 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
       light = true;
     }
   }
+  radius_ = std::max(radius, 1e-8 * std::max(1.0, theta.norm()));
   p = unpack(theta, templ);
   return f;
 }
