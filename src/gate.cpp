@@ -590,8 +590,10 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
   stats_.passes++;
   if (!std::isfinite(f) || !g.allFinite() || !info.allFinite()) return f;
   const double stop = spec_.gate_tol * (std::abs(f) + 1.0);
-  // The radius carries over from the previous M-step of the same fit.
-  double radius = radius_ > 0 ? radius_ : std::max(1.0, theta.norm());
+  // A fresh radius at every M-step: carrying the last one over (tried) let
+  // one bad step slow many later EM iterations (perturbed cosine: 550 EM
+  // iterations instead of 30).
+  double radius = std::max(1.0, theta.norm());
   bool light = false;
   int fails = 0;
   const int maxit = maxit_or(1);
@@ -678,7 +680,6 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
       light = true;
     }
   }
-  radius_ = std::max(radius, 1e-8 * std::max(1.0, theta.norm()));
   p = unpack(theta, templ);
   return f;
 }

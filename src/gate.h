@@ -160,11 +160,10 @@ class Gate {
   std::unique_ptr<Normaliser> norm_;
   bool w_ref_, b_ref_;
   mutable MstepStats stats_;
-  // Work arrays of em_objective() / em_fisher(), and the trust radius of the
-  // Fisher-scoring M-step, kept across the M-steps of one fit (a Gate is
-  // built per fit and its methods are called from one thread).
+  // Work arrays of em_objective() / em_fisher(), kept across the M-steps of
+  // one fit (a Gate is built per fit and its methods are called from one
+  // thread).
   mutable GateCache scratch_;
-  mutable double radius_ = 0.0;
 };
 
 }  // namespace moegate
