@@ -171,7 +171,13 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
       row
     }, future.seed = as.integer(seed), future.scheduling = scheduling)
   }
-  rows <- if (progress && has_progressr) progressr::with_progress(run_all()) else run_all()
+  # enable = TRUE: progressr disables itself outside interactive sessions by
+  # default, which would hide the bar of a study script run with Rscript.
+  rows <- if (progress && has_progressr) {
+    progressr::with_progress(run_all(), enable = TRUE)
+  } else {
+    run_all()
+  }
   elapsed <- proc.time()[["elapsed"]] - start
   study <- study_frame(rows, stuck_tol)
   attr(study, "setting") <- setting

@@ -35,6 +35,21 @@ test_that("a small study runs in seconds and returns the documented columns", {
   expect_false(identical(other$loss, study$loss))
 })
 
+test_that("progress = TRUE shows a bar outside interactive sessions too", {
+  skip_if_not_installed("progressr")
+  future::plan(future::sequential)
+  # The study scripts run under Rscript, where progressr is off by default.
+  op <- options(progressr.handlers = NULL)
+  on.exit(options(op))
+  progressr::handlers("txtprogressbar")
+  out <- utils::capture.output(invisible(rate_study(small_setting(), seed = 1, progress = TRUE)),
+                               type = "message")
+  expect_true(any(grepl("100%", out)) || any(grepl("=", out)))
+  quiet <- utils::capture.output(invisible(rate_study(small_setting(), seed = 1, progress = FALSE)),
+                                 type = "message")
+  expect_false(any(grepl("=", quiet)))
+})
+
 test_that("failed fits are recorded, not fatal", {
   # n = 3 cannot hold 2 experts with 2 coefficients each.
   setting <- moe_study_setting(small_truth, k = 2, n_grid = c(3, 300), n_rep = 2, loss = "D1")
