@@ -69,18 +69,21 @@ check_full_rank <- function(x, arg, extra = NULL, hint = "") {
            if (length(aliased) == 1) "" else "s", " of the others", hint)
 }
 
-# Both designs of a fit: the expert design X, and the gate input (after the
+# Both designs of a fit: the expert design X, and the gate input U (after the
 # gate's transform) together with the gate intercept when the score is an
-# inner product (other scores have no intercept to collide with).
-check_designs <- function(X, Z, gate, x_arg, z_arg, x_hint = "", z_hint = "") {
-  gate <- as_gate(gate)
-  check_full_rank(X, x_arg, hint = x_hint)
+# inner product (other scores have no intercept to collide with). `args`:
+# design_args(), the names and hints the errors use.
+check_designs <- function(X, U, gate, args) {
+  check_full_rank(X, args$x, hint = args$x_hint)
   if (identical(gate$score, "inner")) {
-    U <- gate_input(gate, Z)
-    check_full_rank(U, z_arg, extra = cbind(`(gate intercept)` = rep(1, nrow(U))),
-                    hint = z_hint)
+    check_full_rank(U, args$z, extra = cbind(`(gate intercept)` = rep(1, nrow(U))),
+                    hint = args$z_hint)
   }
   invisible(NULL)
+}
+
+design_args <- function(x, z, x_hint = "", z_hint = "") {
+  list(x = x, z = z, x_hint = x_hint, z_hint = z_hint)
 }
 
 check_finite_matrix <- function(x, arg) {

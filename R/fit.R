@@ -22,6 +22,15 @@
 moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(),
                     method = c("ml", "lsq"), control = moe_control()) {
   method <- match_arg(method)
+  fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method, control = control,
+               design_args = design_args("X", "Z", " (the expert design)",
+                                         " (the gate design, beside the gate's own intercept)"))
+}
+
+# moe_fit() with the names its design-rank errors give X and Z: moe() passes
+# the user's own (`x`, `z` or `formula`), so the check runs once per fit.
+# `method` is already matched ("ml" or "lsq").
+fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args) {
   control <- as_control(control)
   gate <- as_gate(gate)
   expert <- as_expert(expert)
@@ -45,8 +54,7 @@ moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(
              "do not sum to one, so it defines no density. Use method = \"lsq\" or ",
              "gate_sigmoid(normalize = TRUE)")
   }
-  check_designs(X, Z, gate, "X", "Z", " (the expert design)",
-                " (the gate design, beside the gate's own intercept)")
+  check_designs(X, U, gate, design_args)
   p <- ncol(X)
   K <- resp$n_classes
   n_expert_par <- if (expert$family == "gaussian") p else p * (K - 1)

@@ -116,10 +116,12 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
   check_finite_matrix(X, "data")
   check_finite_matrix(Z, "data")
-  check_designs(X, Z, gate, "formula", "formula", " (the expert part of the formula)",
-                " (the gate part of the formula, beside the gate's own intercept)")
   terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
-  fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
+  fit <- fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method,
+                      control = control,
+                      design_args = design_args("formula", "formula",
+                        " (the expert part of the formula)",
+                        " (the gate part of the formula, beside the gate's own intercept)"))
   new_moe(fit, call = cl, formula = fo,
           terms = list(full = stats::terms(mf), expert = terms_x, gate = terms_z),
           xlevels = stats::.getXlevels(stats::terms(mf), mf),
@@ -164,10 +166,11 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
   }
   expert <- as_expert(expert)
   if (expert$family == "multinomial" && !is.factor(y)) y <- factor(y)
-  check_designs(X, Z, gate, "x", "z",
-                if (intercept) " (moe() adds an intercept column: use intercept = FALSE if x has one)" else "",
-                " (beside the gate's own intercept)")
-  fit <- moe_fit(y, X, Z, k, expert = expert, gate = gate, method = method, control = control)
+  fit <- fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method,
+                      control = control,
+                      design_args = design_args("x", "z",
+                        if (intercept) " (moe() adds an intercept column: use intercept = FALSE if x has one)" else "",
+                        " (beside the gate's own intercept)"))
   new_moe(fit, call = cl, formula = NULL, terms = NULL, xlevels = NULL, contrasts = NULL,
           na.action = NULL, k = k, expert = expert, gate = gate, method = method,
           control = control, y = y, X = X, Z = Z, model = NULL)

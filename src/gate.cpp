@@ -336,12 +336,16 @@ void Gate::forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
   norm_->log_weights(c.H, lo, len, c.logG);
 }
 
-void Gate::forward(const CMat& U, const GateParams& p, GateCache& c, int nthreads) const {
-  const Index n = U.rows();
+void Gate::size_cache(GateCache& c, const GateParams& p, Index n) const {
   c.at = p;
   c.S.resize(n, k_);
   c.H.resize(n, k_);
   c.logG.resize(n, k_);
+}
+
+void Gate::forward(const CMat& U, const GateParams& p, GateCache& c, int nthreads) const {
+  const Index n = U.rows();
+  size_cache(c, p, n);
   parallel_blocks(n, nthreads, [&](Index lo, Index len) { forward_rows(U, p, lo, len, c); });
 }
 
@@ -419,10 +423,7 @@ double Gate::em_objective(const CMat& U, const CMat& R, const GateParams& p,
   // per fit: fresh n x k arrays at every call cost page faults).
   GateCache& c = scratch_;
   const Index n = U.rows();
-  c.at = p;
-  c.S.resize(n, k_);
-  c.H.resize(n, k_);
-  c.logG.resize(n, k_);
+  size_cache(c, p, n);
   const double f = block_sum<double>(n, nthreads, 0.0, [&](Index lo, Index len, double& a) {
     forward_rows(U, p, lo, len, c);
     for (Index r = lo; r < lo + len; ++r)
@@ -478,13 +479,10 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
   // Full layout: the k gate vectors, the k intercepts, log tau. The packed
   // (free) parameters are a subset of it, picked at the end.
   const Index P = k * q + k + 1, tau_pos = k * q + k;
-  const double inv_tau = std::exp(-p.log_tau);
+  const double tau = std::exp(p.log_tau), inv_tau = 1.0 / tau;
   const bool inside = spec_.intercept_inside;
   GateCache& c = scratch_;
-  c.at = p;
-  c.S.resize(n, k);
-  c.H.resize(n, k);
-  c.logG.resize(n, k);
+  size_cache(c, p, n);
   // Columns 0..P-1: information; column P: gradient; (0, P + 1): objective.
   const MatrixXd zero = MatrixXd::Zero(P, P + 2);
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
@@ -516,7 +514,6 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
     for (Index i = 0; i < k; ++i) {
       // M: dh_{., i} / d(w_i, b0_i, log tau).
       score_->jacobian(Ub, p.W, raw, 0, len, i, J);
-      const double tau = std::exp(p.log_tau);
       for (Index r = 0; r < len; ++r) {
         // act(s) / tau, from the forward pass.
         const double scaled = inside ? c.H(lo + r, i) : c.H(lo + r, i) - p.b0(i);

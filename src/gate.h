@@ -151,6 +151,8 @@ class Gate {
   int maxit_or(int dflt) const { return spec_.gate_maxit > 0 ? spec_.gate_maxit : dflt; }
   void forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
                     GateCache& c) const;
+  // Size c for n rows of a forward pass at p.
+  void size_cache(GateCache& c, const GateParams& p, Index n) const;
   double mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
   double mstep_lbfgs(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
   GateSpec spec_;

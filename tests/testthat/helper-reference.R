@@ -16,19 +16,10 @@ ref_lse_rows <- function(A) {
 # Central finite-difference gradient of a scalar function f at theta. The
 # step is relative to each coordinate so that parameters of very different
 # size (a variance of 0.1, a gate vector entry of 3) are differenced alike.
-ref_fd_grad <- function(f, theta, h = 1e-5) {
-  vapply(seq_along(theta), function(j) {
-    step <- h * max(1, abs(theta[j]))
-    up <- theta
-    dn <- theta
-    up[j] <- up[j] + step
-    dn[j] <- dn[j] - step
-    (f(up) - f(dn)) / (2 * step)
-  }, numeric(1))
-}
+ref_fd_grad <- function(f, theta, h = 1e-5) ref_fd_jacobian(f, theta, h)
 
 # Central finite-difference Jacobian (columns: d f / d theta_j) of a
-# vector-valued f, with the same relative steps.
+# vector-valued f, with the same relative steps (a vector for scalar f).
 ref_fd_jacobian <- function(f, theta, h = 1e-5) {
   vapply(seq_along(theta), function(j) {
     step <- h * max(1, abs(theta[j]))
