@@ -9,7 +9,10 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
   EStepWork& w = work ? *work : local;
   GateCache& c = w.cache;
   MatrixXd& logF = w.logF;
-  gate.forward(U, gp, c, nthreads);
+  // A gate M-step may have left the log-weights at gp in the cache already.
+  if (!(c.weights_only && c.logG.rows() == X.rows() && same_params(c.at, gp))) {
+    gate.forward(U, gp, c, nthreads);
+  }
   expert.log_density(X, Y, ep, logF, nthreads);
   const Index n = X.rows(), k = gate.k();
   R.resize(n, k);
@@ -25,11 +28,15 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
         R.row(r).setConstant(1.0 / k);
         continue;
       }
+      // One exp per component: the posterior reuses the log-sum-exp terms.
       double s = 0.0;
-      for (Index i = 0; i < k; ++i) s += exp_nonpos(R(r, i) - m);
-      const double lse = m + std::log(s);
-      for (Index i = 0; i < k; ++i) R(r, i) = exp_nonpos(R(r, i) - lse);
-      acc += lse;
+      for (Index i = 0; i < k; ++i) {
+        R(r, i) = exp_nonpos(R(r, i) - m);
+        s += R(r, i);
+      }
+      const double inv = 1.0 / s;
+      for (Index i = 0; i < k; ++i) R(r, i) *= inv;
+      acc += m + std::log(s);
     }
   });
 }

@@ -45,9 +45,10 @@ class GaussianExpert : public Expert {
     parallel_blocks(n, nthreads, [&](Index lo, Index len) {
       auto Fb = logF.middleRows(lo, len);
       Fb.noalias() = X.middleRows(lo, len).lazyProduct(e.coef);
+      if (!act_->is_identity()) Fb = Fb.unaryExpr([this](double v) { return act_->value(v); });
       for (Index i = 0; i < k_; ++i)
         for (Index r = 0; r < len; ++r) {
-          const double res = Y(lo + r, 0) - act_->value(Fb(r, i));
+          const double res = Y(lo + r, 0) - Fb(r, i);
           Fb(r, i) = lconst(i) - half_prec(i) * res * res;
         }
     });
@@ -132,12 +133,16 @@ class GaussianExpert : public Expert {
                         const VectorXd& wsum, ExpertParams& e, int nthreads) const {
     VectorXd zero = VectorXd::Zero(k_);
     VectorXd ss = block_sum<VectorXd>(X.rows(), nthreads, zero, [&](Index lo, Index len, VectorXd& a) {
-      const MatrixXd eta = X.middleRows(lo, len).lazyProduct(e.coef);
-      for (Index i = 0; i < k_; ++i)
+      MatrixXd eta = X.middleRows(lo, len).lazyProduct(e.coef);
+      if (!act_->is_identity()) eta = eta.unaryExpr([this](double v) { return act_->value(v); });
+      for (Index i = 0; i < k_; ++i) {
+        double ss_i = 0.0;
         for (Index r = 0; r < len; ++r) {
-          const double res = Y(lo + r, 0) - act_->value(eta(r, i));
-          a(i) += R(lo + r, i) * res * res;
+          const double res = Y(lo + r, 0) - eta(r, i);
+          ss_i += R(lo + r, i) * res * res;
         }
+        a(i) += ss_i;
+      }
     });
     for (Index i = 0; i < k_; ++i) {
       if (wsum(i) < kMinWeight) continue;

@@ -330,14 +330,19 @@ void Gate::forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
   auto Sb = c.S.middleRows(lo, len);
   auto Hb = c.H.middleRows(lo, len);
   if (inside) Sb.rowwise() += p.b0.transpose();
-  for (Index i = 0; i < k_; ++i)
-    for (Index r = 0; r < len; ++r) Hb(r, i) = act_->value(Sb(r, i)) * inv_tau;
+  if (act_->is_identity()) {
+    Hb = Sb * inv_tau;
+  } else {
+    for (Index i = 0; i < k_; ++i)
+      for (Index r = 0; r < len; ++r) Hb(r, i) = act_->value(Sb(r, i)) * inv_tau;
+  }
   if (!inside) Hb.rowwise() += p.b0.transpose();
   norm_->log_weights(c.H, lo, len, c.logG);
 }
 
 void Gate::size_cache(GateCache& c, const GateParams& p, Index n) const {
   c.at = p;
+  c.weights_only = false;
   c.S.resize(n, k_);
   c.H.resize(n, k_);
   c.logG.resize(n, k_);
@@ -439,31 +444,39 @@ double Gate::em_objective(const CMat& U, const CMat& R, const GateParams& p,
 }
 
 double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
-                   const GateCache* cache) const {
+                   GateCache* cache) const {
   stats_ = MstepStats();
   if (k_ == 1) return 0.0;
   normalise_reference(p);
   if (linear_softmax()) {
-    // Newton on B = [b0; W] / tau scaled so the logits are Z B with Z = [1, U].
+    // Newton on B = [b0; W] / tau scaled so the logits are [1, U] B.
     const double tau = std::exp(p.log_tau);
-    const Index n = U.rows();
-    MatrixXd Z(n, q_ + 1);
-    Z.col(0).setOnes();
-    Z.rightCols(q_) = U;
     MatrixXd B(q_ + 1, k_ - 1);
     for (Index i = 0; i < k_ - 1; ++i) {
       B(0, i) = spec_.intercept_inside ? p.b0(i) / tau : p.b0(i);
       B.col(i).tail(q_) = p.W.col(i) / tau;
     }
-    // The E-step's log-weights are the Newton start's log-probabilities.
-    const bool reuse = cache && cache->logG.rows() == n && cache->at.log_tau == p.log_tau &&
-                       cache->at.W == p.W && cache->at.b0 == p.b0;
-    NewtonResult nr = multinom_newton(Z, R, B, maxit_or(50), spec_.gate_tol, nthreads, 0.0,
-                                      reuse ? &cache->logG : nullptr);
+    MultinomOptions opt;
+    opt.intercept = true;
+    // The E-step's log-weights are the Newton start's log-probabilities, and
+    // the pass that accepts the last step leaves the new log-weights in the
+    // cache for the next E-step.
+    if (cache && cache->logG.rows() == U.rows() && same_params(cache->at, p)) {
+      opt.logp0 = &cache->logG;
+    }
+    if (cache) {
+      opt.logp_out = &cache->logG;
+      opt.logp_scratch = &newton_scratch_;
+    }
+    NewtonResult nr = multinom_newton(U, R, B, maxit_or(50), spec_.gate_tol, nthreads, opt);
     stats_.steps = nr.steps;
     for (Index i = 0; i < k_ - 1; ++i) {
       p.b0(i) = spec_.intercept_inside ? B(0, i) * tau : B(0, i);
       p.W.col(i) = B.col(i).tail(q_) * tau;
+    }
+    if (cache && nr.logp_current) {
+      cache->at = p;
+      cache->weights_only = true;
     }
     return nr.objective;
   }

@@ -92,7 +92,16 @@ struct GateCache {
   MatrixXd S;     // pre-activation score (intercept added when inside)
   MatrixXd H;     // logits
   MatrixXd logG;  // log-weights
+  // Set by a gate M-step that left the log-weights at its result in logG
+  // (S and H are then stale): enough for an E-step, not for backward().
+  bool weights_only = false;
 };
+
+// Whether two gate parameter sets are identical (a cache is current).
+inline bool same_params(const GateParams& a, const GateParams& b) {
+  return a.log_tau == b.log_tau && a.W.rows() == b.W.rows() && a.W.cols() == b.W.cols() &&
+         a.b0.size() == b.b0.size() && a.W == b.W && a.b0 == b.b0;
+}
 
 // Work done by the last gate M-step (Fisher scoring): accepted steps, full
 // passes (objective, gradient and information) and objective-only passes.
@@ -141,9 +150,11 @@ class Gate {
   // Gate M-step: improve sum R log G from the current parameters. Newton for
   // the linear softmax configuration, Fisher scoring (or L-BFGS, on request
   // and for unnormalised gates) otherwise. Returns the objective.
-  // `cache` (optional): a forward pass, reused when it was taken at p.
+  // `cache` (optional): a forward pass, reused when it was taken at p; the
+  // linear softmax's Newton leaves its result's log-weights in it
+  // (weights_only), which the next E-step uses instead of a forward pass.
   double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
-               const GateCache* cache = nullptr) const;
+               GateCache* cache = nullptr) const;
   const MstepStats& last_mstep_stats() const { return stats_; }
 
  private:
@@ -166,6 +177,8 @@ class Gate {
   // one fit (a Gate is built per fit and its methods are called from one
   // thread).
   mutable GateCache scratch_;
+  // Trial log-weights of the linear softmax's Newton M-step.
+  mutable MatrixXd newton_scratch_;
 };
 
 }  // namespace moegate

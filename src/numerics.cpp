@@ -13,12 +13,22 @@ struct MultinomEval {
   MatrixXd neg_hess;
 };
 
+enum class MultinomPass { kObjective, kGradient, kHessian };
+
+// `logp_out` (optional, only without o.logp0): receives log p at B.
 MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int nthreads,
-                           bool hessian, const MatrixXd* logp0 = nullptr) {
-  const Index n = Z.rows(), p = Z.cols(), km1 = B.cols();
+                           MultinomPass pass, const MultinomOptions& o, MatrixXd* logp_out) {
+  const bool hessian = pass == MultinomPass::kHessian;
+  const bool gradient = pass != MultinomPass::kObjective;
+  const Index n = T.rows(), p = B.rows(), km1 = B.cols();
   const Index m = p * km1;
+  // With an implicit intercept, coefficient row 0 multiplies a column of
+  // ones and Z's columns go with rows 1..p-1.
+  const Index off = o.intercept ? 1 : 0;
+  const MatrixXd* logp0 = o.logp0;
+  if (logp_out && !logp0) logp_out->resize(n, km1 + 1);
   // Column 0: objective (row 0); columns 1..km1: gradient; then the Hessian.
-  MatrixXd zero = MatrixXd::Zero(std::max<Index>(p, m), 1 + km1 + (hessian ? m : 0));
+  MatrixXd zero = MatrixXd::Zero(std::max<Index>(p, m), gradient ? 1 + km1 + (hessian ? m : 0) : 1);
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
     const auto Tb = T.middleRows(lo, len);
     const auto Zb = Z.middleRows(lo, len);
@@ -40,44 +50,68 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
         tot(r) = t_row;
         for (Index c = 0; c < km1; ++c) resid(r, c) = Tb(r, c) - t_row * prob(r, c);
       }
-    }
-    MatrixXd eta;
-    if (!logp0) eta = Zb.lazyProduct(B);
-    for (Index r = 0; r < len && !logp0; ++r) {
-      double mx = 0.0;  // the reference category's linear predictor
-      for (Index c = 0; c < km1; ++c) mx = std::max(mx, eta(r, c));
-      double s = exp_nonpos(-mx);
-      for (Index c = 0; c < km1; ++c) {
-        prob(r, c) = exp_nonpos(eta(r, c) - mx);
-        s += prob(r, c);
+    } else {
+      MatrixXd eta(len, km1);
+      if (p > off) eta.noalias() = Zb.lazyProduct(B.bottomRows(p - off));
+      else eta.setZero();
+      if (o.intercept) eta.rowwise() += B.row(0);
+      for (Index r = 0; r < len; ++r) {
+        double mx = 0.0;  // the reference category's linear predictor
+        for (Index c = 0; c < km1; ++c) mx = std::max(mx, eta(r, c));
+        double s = exp_nonpos(-mx);
+        for (Index c = 0; c < km1; ++c) {
+          prob(r, c) = exp_nonpos(eta(r, c) - mx);
+          s += prob(r, c);
+        }
+        const double lse = mx + std::log(s);
+        const double inv = 1.0 / s;
+        double t_row = Tb(r, km1);
+        double fr = -Tb(r, km1) * lse;
+        for (Index c = 0; c < km1; ++c) {
+          t_row += Tb(r, c);
+          if (Tb(r, c) != 0) fr += Tb(r, c) * (eta(r, c) - lse);
+        }
+        if (logp_out) {
+          for (Index c = 0; c < km1; ++c) (*logp_out)(lo + r, c) = eta(r, c) - lse;
+          (*logp_out)(lo + r, km1) = -lse;
+        }
+        f += fr;
+        if (!gradient) continue;
+        tot(r) = t_row;
+        for (Index c = 0; c < km1; ++c) {
+          prob(r, c) *= inv;
+          resid(r, c) = Tb(r, c) - t_row * prob(r, c);
+        }
       }
-      const double lse = mx + std::log(s);
-      double t_row = Tb(r, km1);
-      double fr = -Tb(r, km1) * lse;
-      for (Index c = 0; c < km1; ++c) {
-        prob(r, c) /= s;
-        t_row += Tb(r, c);
-        if (Tb(r, c) != 0) fr += Tb(r, c) * (eta(r, c) - lse);
-      }
-      f += fr;
-      tot(r) = t_row;
-      for (Index c = 0; c < km1; ++c) resid(r, c) = Tb(r, c) - t_row * prob(r, c);
     }
     a(0, 0) += f;
-    a.block(0, 1, p, km1).noalias() += Zb.transpose().lazyProduct(resid);
+    if (!gradient) return;
+    if (o.intercept) a.block(0, 1, 1, km1) += resid.colwise().sum();
+    a.block(off, 1, p - off, km1).noalias() += Zb.transpose().lazyProduct(resid);
     if (!hessian) return;
-    MatrixXd WZ(len, p);
+    // Block (c, c2) of the negative Hessian: Z1' diag(w) Z1 with Z1 = [1, Z]
+    // when the intercept is implicit; off-diagonal blocks are filled whole
+    // (only the upper triangle of the full matrix is read).
+    MatrixXd WZ(len, p - off);
+    ArrayXd w(len);
     for (Index c = 0; c < km1; ++c) {
       for (Index c2 = c; c2 < km1; ++c2) {
-        const ArrayXd w = tot * prob.col(c) * ((c == c2 ? 1.0 : 0.0) - prob.col(c2));
+        w = tot * prob.col(c) * ((c == c2 ? 1.0 : 0.0) - prob.col(c2));
+        auto blk = a.block(c * p, 1 + km1 + c2 * p, p, p);
         WZ = Zb.array().colwise() * w;
-        a.block(c * p, 1 + km1 + c2 * p, p, p).noalias() += Zb.transpose().lazyProduct(WZ);
+        blk.bottomRightCorner(p - off, p - off).noalias() += Zb.transpose().lazyProduct(WZ);
+        if (o.intercept) {
+          blk(0, 0) += w.sum();
+          const VectorXd zw = WZ.colwise().sum().transpose();
+          blk.row(0).tail(p - 1) += zw.transpose();
+          blk.col(0).tail(p - 1) += zw;
+        }
       }
     }
   });
   MultinomEval out;
   out.objective = acc(0, 0);
-  out.grad = acc.block(0, 1, p, km1);
+  if (gradient) out.grad = acc.block(0, 1, p, km1);
   if (hessian) {
     out.neg_hess = acc.block(0, 1 + km1, m, m);
     out.neg_hess = out.neg_hess.selfadjointView<Eigen::Upper>();
@@ -89,20 +123,28 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
 
 double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B, int nthreads,
                           MatrixXd* grad) {
-  MultinomEval e = multinom_eval(Z, T, B, nthreads, false);
+  MultinomEval e = multinom_eval(Z, T, B, nthreads, MultinomPass::kGradient, MultinomOptions(), nullptr);
   if (grad) *grad = e.grad;
   return e.objective;
 }
 
 NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_steps,
-                             double tol, int nthreads, double ridge, const MatrixXd* logp0) {
-  const Index p = Z.rows() > 0 ? Z.cols() : B.rows(), km1 = B.cols();
+                             double tol, int nthreads, const MultinomOptions& opt) {
+  const Index p = B.rows(), km1 = B.cols();
+  const double ridge = opt.ridge;
   const Index m = p * km1;
-  // Objective, gradient and Hessian at the current point come from one pass;
-  // an accepted trial point's pass is reused for the next step, so a Newton
-  // step costs one pass over the data.
-  auto evaluate = [&](const MatrixXd& Bc, const MatrixXd* lp) {
-    MultinomEval e = multinom_eval(Z, T, Bc, nthreads, true, lp);
+  // A full pass (objective, gradient, Hessian) at the current point; trial
+  // points get an objective-only pass that also writes their
+  // log-probabilities, so the full pass at an accepted point needs no
+  // exponentials. When a full step gains what the quadratic model predicted,
+  // to within the tolerance, the solve stops there without the full pass: the
+  // model's error is third order in the step, the next step's gain fourth
+  // order. Near EM convergence a solve is then one full pass (from the
+  // E-step's log-weights) and one objective-only pass.
+  auto full = [&](const MatrixXd& Bc, const MatrixXd* logp) {
+    MultinomOptions o = opt;
+    o.logp0 = logp;
+    MultinomEval e = multinom_eval(Z, T, Bc, nthreads, MultinomPass::kHessian, o, nullptr);
     if (ridge > 0) {
       e.objective -= 0.5 * ridge * Bc.squaredNorm();
       e.grad -= ridge * Bc;
@@ -110,8 +152,20 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     }
     return e;
   };
-  NewtonResult res{0.0, 0, false};
-  MultinomEval cur = evaluate(B, logp0);
+  // Log-probabilities of the accepted point and of the trial point; the
+  // caller's buffers when given, so repeated solves do not reallocate them.
+  MatrixXd own_cur, own_trial;
+  MatrixXd& cur_logp = opt.logp_out ? *opt.logp_out : own_cur;
+  MatrixXd& trial_logp = opt.logp_scratch ? *opt.logp_scratch : own_trial;
+  auto light = [&](const MatrixXd& Bc) {
+    MultinomOptions o = opt;
+    o.logp0 = nullptr;
+    double f = multinom_eval(Z, T, Bc, nthreads, MultinomPass::kObjective, o, &trial_logp).objective;
+    if (ridge > 0) f -= 0.5 * ridge * Bc.squaredNorm();
+    return f;
+  };
+  NewtonResult res{0.0, 0, false, false};
+  MultinomEval cur = full(B, opt.logp0);
   const double stop = tol * (std::abs(cur.objective) + 1.0);
   for (int step = 0; step < max_steps; ++step) {
     const VectorXd g = Eigen::Map<const VectorXd>(cur.grad.data(), m);
@@ -136,16 +190,25 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     if (delta.size() == 0) break;
     // Half the Newton decrement predicts the remaining gain: stop before
     // spending a pass on a step that cannot matter.
-    if (0.5 * g.dot(delta) <= stop) break;
+    const double predicted = 0.5 * g.dot(delta);
+    if (predicted <= stop) break;
     double t = 1.0;
-    bool accepted = false;
+    bool accepted = false, done = false;
     for (int h = 0; h < 30; ++h) {
       MatrixXd Bnew = B + t * Eigen::Map<const MatrixXd>(delta.data(), p, km1);
-      MultinomEval trial = evaluate(Bnew, nullptr);
-      if (std::isfinite(trial.objective) && trial.objective >= cur.objective) {
+      const double f = light(Bnew);
+      if (std::isfinite(f) && f >= cur.objective) {
+        const double gain = f - cur.objective;
         B = Bnew;
-        cur = std::move(trial);
+        cur_logp.swap(trial_logp);
+        res.logp_current = true;
         accepted = true;
+        if ((t == 1.0 && std::abs(gain - predicted) <= stop) || step + 1 == max_steps) {
+          cur.objective = f;
+          done = true;
+        } else {
+          cur = full(B, &cur_logp);
+        }
         break;
       }
       t *= 0.5;
@@ -153,6 +216,7 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     if (!accepted) break;
     res.steps = step + 1;
     res.improved = true;
+    if (done) break;
   }
   res.objective = cur.objective;
   return res;

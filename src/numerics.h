@@ -102,20 +102,37 @@ struct NewtonResult {
   double objective;  // sum_n sum_c T_nc log p_nc at the returned coefficients
   int steps;
   bool improved;
+  bool logp_current;  // MultinomOptions::logp_out holds log p at the returned B
+};
+
+// Options of multinom_newton().
+// `ridge` (>= 0) adds 0.5 * ridge * ||B||^2 as a penalty on all coefficients;
+// it is zero unless the caller needs a strictly concave problem.
+// `intercept`: the design is [1, Z] without Z holding the column of ones
+// (row 0 of B is the intercept), so callers need not build it.
+// `logp0` (optional, n x K) holds the log-probabilities at the starting B
+// when the caller has them already (the E-step's gate weights); the first
+// evaluation then needs no exponentials or logarithms.
+// `logp_out` (optional): receives the n x K log-probabilities at the returned
+// B when the solve moved B (NewtonResult::logp_current), from the pass that
+// accepted the last step, so the caller's next E-step need not recompute them;
+// it may be the same matrix as logp0. `logp_scratch` (optional): a buffer for
+// trial points' log-probabilities. Buffers of the right size are reused.
+struct MultinomOptions {
+  double ridge = 0.0;
+  bool intercept = false;
+  const MatrixXd* logp0 = nullptr;
+  MatrixXd* logp_out = nullptr;
+  MatrixXd* logp_scratch = nullptr;
 };
 
 // Maximise sum_n sum_c T(n, c) log p_c(z_n), p = softmax(Z B, 0) with the
 // last category as reference (its coefficients are zero). Z: n x p, T: n x K
 // soft counts, B: p x (K - 1), updated in place. Newton with the full Hessian
 // of the free coefficients and step halving, so the objective never decreases.
-// `ridge` (>= 0) adds 0.5 * ridge * ||B||^2 as a penalty on all coefficients;
-// it is zero unless the caller needs a strictly concave problem.
-// `logp0` (optional, n x K) holds the log-probabilities at the starting B
-// when the caller has them already (the E-step's gate weights); the first
-// evaluation then needs no exponentials or logarithms.
 NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B,
                              int max_steps, double tol, int nthreads,
-                             double ridge = 0.0, const MatrixXd* logp0 = nullptr);
+                             const MultinomOptions& opt = MultinomOptions());
 
 // Objective of multinom_newton and (optionally) its gradient (p x (K - 1)).
 double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B,

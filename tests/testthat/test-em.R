@@ -97,6 +97,23 @@ test_that("SQUAREM acceleration keeps the log-likelihood monotone", {
   }
 })
 
+test_that("the log-likelihood and posterior reported are those of the returned parameters", {
+  # The softmax gate's Newton M-step hands its final log-weights to the next
+  # E-step instead of a fresh forward pass: the result must not depend on it.
+  dat <- gaussian_data_2()
+  for (gm in list(NULL, 1L, 50L)) {
+    set.seed(7)
+    fit <- fit_quietly(moe(dat$x, dat$y, k = 3, gate = gate_softmax(),
+                           control = moe_control(maxit = 60, tol = 1e-12, gate_maxit = gm)))
+    ref <- ref_gaussian_moe_loglik(cbind(1, dat$x), dat$y, dat$x, gate_softmax(),
+                                   fit$params$gate, fit$params$expert)
+    label <- paste("gate_maxit", if (is.null(gm)) "default" else gm)
+    expect_equal(fit$loglik, ref$loglik, tolerance = 1e-10, label = label)
+    expect_equal(unname(fit$posterior), unname(ref$posterior), tolerance = 1e-8, label = label)
+    expect_monotone(fit$trace, label)
+  }
+})
+
 test_that("the same seed gives an identical fit", {
   dat <- gaussian_data_2(seed = 7)
   fits <- lapply(1:2, function(i) {
