@@ -9,8 +9,9 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
   EStepWork& w = work ? *work : local;
   GateCache& c = w.cache;
   MatrixXd& logF = w.logF;
-  // A gate M-step may have left the log-weights at gp in the cache already.
-  if (!(c.weights_only && c.logG.rows() == X.rows() && same_params(c.at, gp))) {
+  // A gate M-step may have left the log-weights at gp in the cache already
+  // (the cache belongs to one fit, so U is the same).
+  if (!(c.logG.rows() == X.rows() && same_params(c.at, gp))) {
     gate.forward(U, gp, c, nthreads);
   }
   expert.log_density(X, Y, ep, logF, nthreads);

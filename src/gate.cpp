@@ -480,26 +480,34 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     }
     return nr.objective;
   }
-  if (norm_->normalised() && spec_.gate_optimizer == "fisher") {
-    return mstep_fisher(U, R, p, nthreads);
+  const double f = norm_->normalised() && spec_.gate_optimizer == "fisher"
+                       ? mstep_fisher(U, R, p, nthreads, cache)
+                       : mstep_lbfgs(U, R, p, nthreads);
+  // When the last pass was taken at the result (an accepted last step), it
+  // is a complete forward pass there: hand it to the next E-step.
+  if (cache && scratch_.logG.rows() == U.rows() && same_params(scratch_.at, p)) {
+    std::swap(*cache, scratch_);
   }
-  return mstep_lbfgs(U, R, p, nthreads);
+  return f;
 }
 
 double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, VectorXd& grad,
-                       MatrixXd& info, int nthreads) const {
+                       MatrixXd& info, int nthreads, const GateCache* reuse) const {
   const Index n = U.rows(), q = q_, k = k_;
   // Full layout: the k gate vectors, the k intercepts, log tau. The packed
   // (free) parameters are a subset of it, picked at the end.
   const Index P = k * q + k + 1, tau_pos = k * q + k;
   const double tau = std::exp(p.log_tau), inv_tau = 1.0 / tau;
   const bool inside = spec_.intercept_inside;
-  GateCache& c = scratch_;
-  size_cache(c, p, n);
+  // A complete forward pass at p (the E-step's) is read instead of redone.
+  const bool fresh = !(reuse && !reuse->weights_only && reuse->S.rows() == n &&
+                       reuse->logG.rows() == n && same_params(reuse->at, p));
+  if (fresh) size_cache(scratch_, p, n);
+  const GateCache& c = fresh ? scratch_ : *reuse;
   // Columns 0..P-1: information; column P: gradient; (0, P + 1): objective.
   const MatrixXd zero = MatrixXd::Zero(P, P + 2);
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
-    forward_rows(U, p, lo, len, c);
+    if (fresh) forward_rows(U, p, lo, len, scratch_);
     ArrayXd tot(len);
     ArrayXXd G(len, k), cf(len, k), dh(len, k);
     double f = 0.0;
@@ -592,11 +600,12 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
 // failure is judged from the objective alone (a light pass); the information
 // is computed where a step is accepted, in the same pass when the step is the
 // first trial.
-double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const {
+double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads,
+                          const GateCache* cache) const {
   const GateParams templ = p;
   VectorXd theta = pack(p), g;
   MatrixXd info;
-  double f = em_fisher(U, R, p, g, info, nthreads);
+  double f = em_fisher(U, R, p, g, info, nthreads, cache);
   stats_.passes++;
   if (!std::isfinite(f) || !g.allFinite() || !info.allFinite()) return f;
   const double stop = spec_.gate_tol * (std::abs(f) + 1.0);

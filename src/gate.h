@@ -142,17 +142,21 @@ class Gate {
   // Normalised gates only. The information treats R_n as multinomial counts
   // with total sum_i R_ni: J_n' diag(c) r (diag(G) - GG') diag(c) J_n with
   // J_n = dh_n / dtheta and c the normaliser's d log-odds / dh factor.
+  // `reuse` (optional): a complete forward pass, read instead of recomputed
+  // when it was taken at p.
   double em_fisher(const CMat& U, const CMat& R, const GateParams& p, VectorXd& grad,
-                   MatrixXd& info, int nthreads) const;
+                   MatrixXd& info, int nthreads, const GateCache* reuse = nullptr) const;
   // sum_ni R_ni log G_ni and its gradient wrt the packed parameters.
   double em_objective(const CMat& U, const CMat& R, const GateParams& p,
                       VectorXd* grad, int nthreads) const;
   // Gate M-step: improve sum R log G from the current parameters. Newton for
   // the linear softmax configuration, Fisher scoring (or L-BFGS, on request
   // and for unnormalised gates) otherwise. Returns the objective.
-  // `cache` (optional): a forward pass, reused when it was taken at p; the
-  // linear softmax's Newton leaves its result's log-weights in it
-  // (weights_only), which the next E-step uses instead of a forward pass.
+  // `cache` (optional): a forward pass, reused when it was taken at p; on
+  // return it holds the log-weights at the result whenever the M-step's last
+  // pass was taken there (the linear softmax's Newton leaves weights_only,
+  // the other optimisers a complete forward pass), and the next E-step uses
+  // them instead of a forward pass.
   double mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
                GateCache* cache = nullptr) const;
   const MstepStats& last_mstep_stats() const { return stats_; }
@@ -164,7 +168,8 @@ class Gate {
                     GateCache& c) const;
   // Size c for n rows of a forward pass at p.
   void size_cache(GateCache& c, const GateParams& p, Index n) const;
-  double mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
+  double mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthreads,
+                      const GateCache* cache) const;
   double mstep_lbfgs(const CMat& U, const CMat& R, GateParams& p, int nthreads) const;
   GateSpec spec_;
   Index q_, k_;
