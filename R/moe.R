@@ -58,7 +58,11 @@
 #'   each EM iteration), `start_objective` (best objective of every start),
 #'   `posterior` (n x k responsibilities), `fitted.values`, `residuals`, `y`,
 #'   `x`, `z`, `model`, `sigma2` (least squares), `rss` (least squares),
-#'   `floor_binds`, `levels` (multinomial).
+#'   `floor_binds`, `levels` (multinomial), `gate_work` (maximum likelihood:
+#'   the work of the kept start's gate M-steps summed over its EM iterations,
+#'   a named vector of accepted `steps`, full Fisher-scoring `passes` and
+#'   objective-only `light_passes`; a slow fit with many passes per EM
+#'   iteration is worth a look at `gate_maxit`).
 #' @seealso [gate()], [expert_gaussian()], [moe_control()], [predict.moe()],
 #'   [rmoe()].
 #' @examples
@@ -187,7 +191,7 @@ new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k,
               start_objective = fit$start_objective, posterior = NULL,
               fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
               sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
-              levels = fit$dims$levels)
+              levels = fit$dims$levels, gate_work = fit$gate_work)
   class(obj) <- c(paste0("moe_", expert$family), "moe")
   pred <- moe_predict_core(obj, X, Z)
   obj$posterior <- if (method == "ml") fit$posterior else NULL

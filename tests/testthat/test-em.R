@@ -121,6 +121,21 @@ test_that("the log-likelihood and posterior reported are those of the returned p
   }
 })
 
+test_that("the fit records the work of its gate M-steps", {
+  dat <- gaussian_data_2()
+  set.seed(8)
+  fit <- fit_quietly(moe(dat$x, dat$y, k = 3, gate = gate_cosine(),
+                         control = moe_control(maxit = 20, tol = 1e-12)))
+  expect_named(fit$gate_work, c("steps", "passes", "light_passes"))
+  # Fisher scoring: one full pass per EM iteration at least, one step at most.
+  expect_gte(fit$gate_work[["passes"]], fit$iter)
+  expect_lte(fit$gate_work[["steps"]], fit$iter)
+  set.seed(8)
+  fit <- fit_quietly(moe(dat$x, dat$y, k = 3, control = moe_control(maxit = 20, tol = 1e-12)))
+  expect_gte(fit$gate_work[["steps"]], 1)
+  expect_equal(fit$gate_work[["passes"]], 0)  # Newton, not Fisher scoring
+})
+
 test_that("the same seed gives an identical fit", {
   dat <- gaussian_data_2(seed = 7)
   fits <- lapply(1:2, function(i) {
