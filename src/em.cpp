@@ -11,7 +11,7 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
   MatrixXd& logF = w.logF;
   // A gate M-step may have left the log-weights at gp in the cache already
   // (the cache belongs to one fit, so U is the same).
-  if (!(c.logG.rows() == X.rows() && same_params(c.at, gp))) {
+  if (!cache_at(c, gp, X.rows())) {
     gate.forward(U, gp, c, nthreads);
   }
   expert.log_density(X, Y, ep, logF, nthreads);

@@ -33,7 +33,7 @@ class GaussianExpert : public Expert {
 
   void mean(const CMat& X, const ExpertParams& e, MatrixXd& Mu) const override {
     Mu.noalias() = X * e.coef;
-    if (!act_->is_identity()) Mu = Mu.unaryExpr([this](double v) { return act_->value(v); });
+    activate(Mu);
   }
 
   void log_density(const CMat& X, const CMat& Y, const ExpertParams& e,
@@ -45,7 +45,7 @@ class GaussianExpert : public Expert {
     parallel_blocks(n, nthreads, [&](Index lo, Index len) {
       auto Fb = logF.middleRows(lo, len);
       Fb.noalias() = X.middleRows(lo, len).lazyProduct(e.coef);
-      if (!act_->is_identity()) Fb = Fb.unaryExpr([this](double v) { return act_->value(v); });
+      activate(Fb);
       for (Index i = 0; i < k_; ++i)
         for (Index r = 0; r < len; ++r) {
           const double res = Y(lo + r, 0) - Fb(r, i);
@@ -129,12 +129,19 @@ class GaussianExpert : public Expert {
   }
 
  private:
+  // The expert means from the linear predictors, in place (nothing to do for
+  // the identity activation).
+  template <typename Derived>
+  void activate(Eigen::MatrixBase<Derived>& m) const {
+    if (!act_->is_identity()) m = m.unaryExpr([this](double v) { return act_->value(v); });
+  }
+
   void update_variances(const CMat& X, const CMat& Y, const CMat& R,
                         const VectorXd& wsum, ExpertParams& e, int nthreads) const {
     VectorXd zero = VectorXd::Zero(k_);
     VectorXd ss = block_sum<VectorXd>(X.rows(), nthreads, zero, [&](Index lo, Index len, VectorXd& a) {
       MatrixXd eta = X.middleRows(lo, len).lazyProduct(e.coef);
-      if (!act_->is_identity()) eta = eta.unaryExpr([this](double v) { return act_->value(v); });
+      activate(eta);
       for (Index i = 0; i < k_; ++i) {
         double ss_i = 0.0;
         for (Index r = 0; r < len; ++r) {

@@ -461,7 +461,7 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     // The E-step's log-weights are the Newton start's log-probabilities, and
     // the pass that accepts the last step leaves the new log-weights in the
     // cache for the next E-step.
-    if (cache && cache->logG.rows() == U.rows() && same_params(cache->at, p)) {
+    if (cache && cache_at(*cache, p, U.rows())) {
       opt.logp0 = &cache->logG;
     }
     if (cache) {
@@ -474,7 +474,7 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
       p.b0(i) = spec_.intercept_inside ? B(0, i) * tau : B(0, i);
       p.W.col(i) = B.col(i).tail(q_) * tau;
     }
-    if (cache && nr.logp_current) {
+    if (cache && nr.improved) {
       cache->at = p;
       cache->weights_only = true;
     }
@@ -485,7 +485,7 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
                        : mstep_lbfgs(U, R, p, nthreads);
   // When the last pass was taken at the result (an accepted last step), it
   // is a complete forward pass there: hand it to the next E-step.
-  if (cache && scratch_.logG.rows() == U.rows() && same_params(scratch_.at, p)) {
+  if (cache && cache_at(scratch_, p, U.rows())) {
     std::swap(*cache, scratch_);
   }
   return f;
@@ -500,8 +500,7 @@ double Gate::em_fisher(const CMat& U, const CMat& R, const GateParams& p, Vector
   const double tau = std::exp(p.log_tau), inv_tau = 1.0 / tau;
   const bool inside = spec_.intercept_inside;
   // A complete forward pass at p (the E-step's) is read instead of redone.
-  const bool fresh = !(reuse && !reuse->weights_only && reuse->S.rows() == n &&
-                       reuse->logG.rows() == n && same_params(reuse->at, p));
+  const bool fresh = !(reuse && cache_at(*reuse, p, n, true));
   if (fresh) size_cache(scratch_, p, n);
   const GateCache& c = fresh ? scratch_ : *reuse;
   // Columns 0..P-1: information; column P: gradient; (0, P + 1): objective.
@@ -667,7 +666,8 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
           break;
         }
         if (std::isfinite(ft) && ft >= f) {
-          ft = em_fisher(U, R, pt, gt, it, nthreads);
+          // The light pass left its forward pass at pt in scratch_.
+          ft = em_fisher(U, R, pt, gt, it, nthreads, &scratch_);
           stats_.passes++;
         }
       } else {

@@ -97,10 +97,17 @@ struct GateCache {
   bool weights_only = false;
 };
 
-// Whether two gate parameter sets are identical (a cache is current).
+// Whether two gate parameter sets are identical.
 inline bool same_params(const GateParams& a, const GateParams& b) {
   return a.log_tau == b.log_tau && a.W.rows() == b.W.rows() && a.W.cols() == b.W.cols() &&
          a.b0.size() == b.b0.size() && a.W == b.W && a.b0 == b.b0;
+}
+
+// Whether cache c holds the log-weights of n rows at p (and, with
+// `complete`, the scores and logits too).
+inline bool cache_at(const GateCache& c, const GateParams& p, Index n, bool complete = false) {
+  return c.logG.rows() == n && (!complete || (!c.weights_only && c.S.rows() == n)) &&
+         same_params(c.at, p);
 }
 
 // Work done by the last gate M-step (Fisher scoring): accepted steps, full

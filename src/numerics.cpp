@@ -164,7 +164,7 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     if (ridge > 0) f -= 0.5 * ridge * Bc.squaredNorm();
     return f;
   };
-  NewtonResult res{0.0, 0, false, false};
+  NewtonResult res{0.0, 0, false};
   MultinomEval cur = full(B, opt.logp0);
   const double stop = tol * (std::abs(cur.objective) + 1.0);
   for (int step = 0; step < max_steps; ++step) {
@@ -201,7 +201,6 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
         const double gain = f - cur.objective;
         B = Bnew;
         cur_logp.swap(trial_logp);
-        res.logp_current = true;
         accepted = true;
         if ((t == 1.0 && std::abs(gain - predicted) <= stop) || step + 1 == max_steps) {
           cur.objective = f;

@@ -101,8 +101,7 @@ inline double log_sum_exp_row(const MatrixXd& A, Index r) {
 struct NewtonResult {
   double objective;  // sum_n sum_c T_nc log p_nc at the returned coefficients
   int steps;
-  bool improved;
-  bool logp_current;  // MultinomOptions::logp_out holds log p at the returned B
+  bool improved;      // B moved; MultinomOptions::logp_out then holds log p at B
 };
 
 // Options of multinom_newton().
@@ -114,7 +113,7 @@ struct NewtonResult {
 // when the caller has them already (the E-step's gate weights); the first
 // evaluation then needs no exponentials or logarithms.
 // `logp_out` (optional): receives the n x K log-probabilities at the returned
-// B when the solve moved B (NewtonResult::logp_current), from the pass that
+// B when the solve moved B (NewtonResult::improved), from the pass that
 // accepted the last step, so the caller's next E-step need not recompute them;
 // it may be the same matrix as logp0. `logp_scratch` (optional): a buffer for
 // trial points' log-probabilities. Buffers of the right size are reused.
