@@ -50,7 +50,6 @@ check_count <- function(x, arg, lower = 1) {
   as.integer(x)
 }
 
-# Numeric matrix with no NA/NaN/Inf, named `arg` in errors.
 # A design whose columns are linearly dependent leaves coefficients
 # unidentified; the weighted least-squares and Newton M-steps would then
 # return arbitrary values. `extra`: a column the model adds itself (the gate
@@ -82,10 +81,13 @@ check_designs <- function(X, U, gate, args) {
   invisible(NULL)
 }
 
+# The argument names (and hints) the design-rank errors of one fit give the
+# expert design (`x`) and the gate design (`z`).
 design_args <- function(x, z, x_hint = "", z_hint = "") {
   list(x = x, z = z, x_hint = x_hint, z_hint = z_hint)
 }
 
+# Numeric matrix with no NA/NaN/Inf, named `arg` in errors.
 check_finite_matrix <- function(x, arg) {
   if (!is.numeric(x)) stop_arg(arg, "numeric", got = x)
   bad <- !is.finite(x)

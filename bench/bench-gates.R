@@ -109,13 +109,9 @@ utils::write.csv(res, out, row.names = FALSE)
 show <- res[c("gate", "iter", "sec_per_iter", "marginal_sec_per_iter", "ratio_to_softmax",
               "ratio_to_softmax_plain", "marginal_cpu_per_iter", "ratio_to_softmax_cpu",
               "within_3x", "within_3x_cpu", "loglik")]
-show$marginal_cpu_per_iter <- round(show$marginal_cpu_per_iter, 4)
-show$ratio_to_softmax_cpu <- round(show$ratio_to_softmax_cpu, 2)
-show$sec_per_iter <- round(show$sec_per_iter, 4)
-show$marginal_sec_per_iter <- round(show$marginal_sec_per_iter, 4)
-show$ratio_to_softmax <- round(show$ratio_to_softmax, 2)
-show$ratio_to_softmax_plain <- round(show$ratio_to_softmax_plain, 2)
-show$loglik <- round(show$loglik, 2)
+show <- round_columns(show, c(sec_per_iter = 4, marginal_sec_per_iter = 4, ratio_to_softmax = 2,
+                              ratio_to_softmax_plain = 2, marginal_cpu_per_iter = 4,
+                              ratio_to_softmax_cpu = 2, loglik = 2))
 cat("\n")
 print(show, row.names = FALSE)
 cat("Written:", out, "\n")
@@ -164,10 +160,8 @@ if (isTRUE(do_profile)) {
   conv$cpu_ratio_to_softmax <- conv$cpu_seconds / soft_cpu
   out3 <- bench_output("results-gates-convergence.csv")
   utils::write.csv(conv, out3, row.names = FALSE)
-  conv$seconds <- round(conv$seconds, 2)
-  conv$cpu_seconds <- round(conv$cpu_seconds, 2)
-  conv$cpu_ratio_to_softmax <- round(conv$cpu_ratio_to_softmax, 1)
-  conv$loglik <- round(conv$loglik, 3)
+  conv <- round_columns(conv, c(seconds = 2, cpu_seconds = 2, cpu_ratio_to_softmax = 1,
+                                loglik = 3))
   cat("\nTime to convergence (tol = 1e-8):\n")
   print(conv, row.names = FALSE)
   cat("Written:", out3, "\n")

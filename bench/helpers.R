@@ -95,3 +95,10 @@ load_average <- function() {
   tryCatch(paste(strsplit(readLines("/proc/loadavg", warn = FALSE), " ")[[1]][1:3],
                  collapse = " "), error = function(e) NA_character_)
 }
+
+# Round the named columns of a data frame, each to its own number of digits
+# (a named vector: column = digits), for printing.
+round_columns <- function(df, digits) {
+  df[names(digits)] <- Map(round, df[names(digits)], digits)
+  df
+}
