@@ -18,27 +18,39 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
   const Index n = X.rows(), k = gate.k();
   R.resize(n, k);
   return block_sum<double>(n, nthreads, 0.0, [&](Index lo, Index len, double& acc) {
+    // The rows' log(s) terms are summed as the log of their product (each s
+    // lies in [1, k]), taken whenever the product grows large: one log per
+    // many rows instead of one per row.
+    double prod = 1.0;
     for (Index r = lo; r < lo + len; ++r) {
       double m = kNegInf;
+      Index at = 0;
       for (Index i = 0; i < k; ++i) {
         R(r, i) = c.logG(r, i) + logF(r, i);
-        m = std::max(m, R(r, i));
+        if (R(r, i) > m) { m = R(r, i); at = i; }
       }
       if (!std::isfinite(m)) {  // no component explains y_n (or NaN): reported upstream
         acc += m == kNegInf ? kNegInf : std::numeric_limits<double>::quiet_NaN();
         R.row(r).setConstant(1.0 / k);
         continue;
       }
-      // One exp per component: the posterior reuses the log-sum-exp terms.
+      // One exp per component but the largest (exactly 1): the posterior
+      // reuses the log-sum-exp terms.
       double s = 0.0;
       for (Index i = 0; i < k; ++i) {
-        R(r, i) = exp_nonpos(R(r, i) - m);
+        R(r, i) = i == at ? 1.0 : exp_nonpos(R(r, i) - m);
         s += R(r, i);
       }
       const double inv = 1.0 / s;
       for (Index i = 0; i < k; ++i) R(r, i) *= inv;
-      acc += m + std::log(s);
+      acc += m;
+      prod *= s;
+      if (prod > 1e250) {
+        acc += std::log(prod);
+        prod = 1.0;
+      }
     }
+    acc += std::log(prod);
   });
 }
 

@@ -343,6 +343,7 @@ void Gate::forward_rows(const CMat& U, const GateParams& p, Index lo, Index len,
 void Gate::size_cache(GateCache& c, const GateParams& p, Index n) const {
   c.at = p;
   c.weights_only = false;
+  c.has_G = false;
   c.S.resize(n, k_);
   c.H.resize(n, k_);
   c.logG.resize(n, k_);
@@ -463,10 +464,13 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     // cache for the next E-step.
     if (cache && cache_at(*cache, p, U.rows())) {
       opt.logp0 = &cache->logG;
+      if (cache->has_G) opt.prob0 = &cache->G;
     }
     if (cache) {
       opt.logp_out = &cache->logG;
       opt.logp_scratch = &newton_scratch_;
+      opt.prob_out = &cache->G;
+      opt.prob_scratch = &newton_prob_scratch_;
     }
     NewtonResult nr = multinom_newton(U, R, B, maxit_or(50), spec_.gate_tol, nthreads, opt);
     stats_.steps = nr.steps;
@@ -477,6 +481,7 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     if (cache && nr.improved) {
       cache->at = p;
       cache->weights_only = true;
+      cache->has_G = true;
     }
     return nr.objective;
   }

@@ -95,6 +95,11 @@ struct GateCache {
   // Set by a gate M-step that left the log-weights at its result in logG
   // (S and H are then stale): enough for an E-step, not for backward().
   bool weights_only = false;
+  // The weights of the first k - 1 experts at `at` when `has_G` (left by the
+  // linear softmax's Newton M-step for its next start; a forward pass
+  // clears the flag).
+  MatrixXd G;
+  bool has_G = false;
 };
 
 // Whether two gate parameter sets are identical.
@@ -190,7 +195,7 @@ class Gate {
   // thread).
   mutable GateCache scratch_;
   // Trial log-weights of the linear softmax's Newton M-step.
-  mutable MatrixXd newton_scratch_;
+  mutable MatrixXd newton_scratch_, newton_prob_scratch_;
 };
 
 }  // namespace moegate

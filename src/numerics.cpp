@@ -15,9 +15,11 @@ struct MultinomEval {
 
 enum class MultinomPass { kObjective, kGradient, kHessian };
 
-// `logp_out` (optional, only without o.logp0): receives log p at B.
+// `logp_out` and `prob_out` (optional, only without o.logp0): receive log p
+// at B and p of the first K - 1 categories.
 MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int nthreads,
-                           MultinomPass pass, const MultinomOptions& o, MatrixXd* logp_out) {
+                           MultinomPass pass, const MultinomOptions& o, MatrixXd* logp_out,
+                           MatrixXd* prob_out = nullptr) {
   const bool hessian = pass == MultinomPass::kHessian;
   const bool gradient = pass != MultinomPass::kObjective;
   const Index n = T.rows(), p = B.rows(), km1 = B.cols();
@@ -26,7 +28,10 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
   // ones and Z's columns go with rows 1..p-1.
   const Index off = o.intercept ? 1 : 0;
   const MatrixXd* logp0 = o.logp0;
+  const MatrixXd* prob0 = logp0 ? o.prob0 : nullptr;
+  if (logp0) prob_out = nullptr;
   if (logp_out && !logp0) logp_out->resize(n, km1 + 1);
+  if (prob_out) prob_out->resize(n, km1);
   // Column 0: objective (row 0); columns 1..km1: gradient; then the Hessian.
   MatrixXd zero = MatrixXd::Zero(std::max<Index>(p, m), gradient ? 1 + km1 + (hessian ? m : 0) : 1);
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
@@ -37,30 +42,36 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
     ArrayXd tot(len);
     double f = 0.0;
     if (logp0) {
-      for (Index r = 0; r < len; ++r) {
-        double t_row = Tb(r, km1);
-        double fr = Tb(r, km1) != 0 ? Tb(r, km1) * (*logp0)(lo + r, km1) : 0.0;
-        for (Index c = 0; c < km1; ++c) {
-          const double lp = (*logp0)(lo + r, c);
-          prob(r, c) = exp_nonpos(lp);
-          t_row += Tb(r, c);
-          if (Tb(r, c) != 0) fr += Tb(r, c) * lp;
-        }
-        f += fr;
-        tot(r) = t_row;
-        for (Index c = 0; c < km1; ++c) resid(r, c) = Tb(r, c) - t_row * prob(r, c);
-      }
+      // Column-wise over the block: the probabilities are copied (or are the
+      // exponentials of logp0), and 0 * log 0 counts as 0.
+      const auto L = logp0->middleRows(lo, len).array();
+      if (prob0) prob = prob0->middleRows(lo, len).array();
+      else prob = L.leftCols(km1).unaryExpr([](double v) { return exp_nonpos(v); });
+      tot = Tb.array().rowwise().sum();
+      f = (Tb.array() != 0).select(Tb.array() * L, 0.0).sum();
+      resid = Tb.leftCols(km1) - (prob.colwise() * tot).matrix();
     } else {
       MatrixXd eta(len, km1);
-      if (p > off) eta.noalias() = Zb.lazyProduct(B.bottomRows(p - off));
-      else eta.setZero();
+      if (p - off > 8) {
+        eta.noalias() = Zb * B.bottomRows(p - off);
+      } else {
+        // A few covariates (the usual gate): one axpy per coefficient.
+        eta.setZero();
+        for (Index c = 0; c < km1; ++c)
+          for (Index j = 0; j < p - off; ++j) eta.col(c) += B(off + j, c) * Zb.col(j);
+      }
       if (o.intercept) eta.rowwise() += B.row(0);
       for (Index r = 0; r < len; ++r) {
-        double mx = 0.0;  // the reference category's linear predictor
-        for (Index c = 0; c < km1; ++c) mx = std::max(mx, eta(r, c));
-        double s = exp_nonpos(-mx);
+        // The largest linear predictor (the reference category's is 0); its
+        // exponential is exactly 1 and is not computed.
+        double mx = 0.0;
+        Index at = km1;
         for (Index c = 0; c < km1; ++c) {
-          prob(r, c) = exp_nonpos(eta(r, c) - mx);
+          if (eta(r, c) > mx) { mx = eta(r, c); at = c; }
+        }
+        double s = at == km1 ? 1.0 : exp_nonpos(-mx);
+        for (Index c = 0; c < km1; ++c) {
+          prob(r, c) = c == at ? 1.0 : exp_nonpos(eta(r, c) - mx);
           s += prob(r, c);
         }
         const double lse = mx + std::log(s);
@@ -76,12 +87,14 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
           (*logp_out)(lo + r, km1) = -lse;
         }
         f += fr;
+        if (!gradient && !prob_out) continue;
+        for (Index c = 0; c < km1; ++c) prob(r, c) *= inv;
+        if (prob_out) {
+          for (Index c = 0; c < km1; ++c) (*prob_out)(lo + r, c) = prob(r, c);
+        }
         if (!gradient) continue;
         tot(r) = t_row;
-        for (Index c = 0; c < km1; ++c) {
-          prob(r, c) *= inv;
-          resid(r, c) = Tb(r, c) - t_row * prob(r, c);
-        }
+        for (Index c = 0; c < km1; ++c) resid(r, c) = Tb(r, c) - t_row * prob(r, c);
       }
     }
     a(0, 0) += f;
@@ -141,9 +154,10 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
   // model's error is third order in the step, the next step's gain fourth
   // order. Near EM convergence a solve is then one full pass (from the
   // E-step's log-weights) and one objective-only pass.
-  auto full = [&](const MatrixXd& Bc, const MatrixXd* logp) {
+  auto full = [&](const MatrixXd& Bc, const MatrixXd* logp, const MatrixXd* prob) {
     MultinomOptions o = opt;
     o.logp0 = logp;
+    o.prob0 = prob;
     MultinomEval e = multinom_eval(Z, T, Bc, nthreads, MultinomPass::kHessian, o, nullptr);
     if (ridge > 0) {
       e.objective -= 0.5 * ridge * Bc.squaredNorm();
@@ -154,18 +168,23 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
   };
   // Log-probabilities of the accepted point and of the trial point; the
   // caller's buffers when given, so repeated solves do not reallocate them.
-  MatrixXd own_cur, own_trial;
+  // Their probabilities likewise, so that the full pass at an accepted point
+  // needs no exponentials either.
+  MatrixXd own_cur, own_trial, own_cur_prob, own_trial_prob;
   MatrixXd& cur_logp = opt.logp_out ? *opt.logp_out : own_cur;
   MatrixXd& trial_logp = opt.logp_scratch ? *opt.logp_scratch : own_trial;
+  MatrixXd& cur_prob = opt.prob_out ? *opt.prob_out : own_cur_prob;
+  MatrixXd& trial_prob = opt.prob_scratch ? *opt.prob_scratch : own_trial_prob;
   auto light = [&](const MatrixXd& Bc) {
     MultinomOptions o = opt;
     o.logp0 = nullptr;
-    double f = multinom_eval(Z, T, Bc, nthreads, MultinomPass::kObjective, o, &trial_logp).objective;
+    double f = multinom_eval(Z, T, Bc, nthreads, MultinomPass::kObjective, o, &trial_logp,
+                             &trial_prob).objective;
     if (ridge > 0) f -= 0.5 * ridge * Bc.squaredNorm();
     return f;
   };
   NewtonResult res{0.0, 0, false};
-  MultinomEval cur = full(B, opt.logp0);
+  MultinomEval cur = full(B, opt.logp0, opt.logp0 ? opt.prob0 : nullptr);
   const double stop = tol * (std::abs(cur.objective) + 1.0);
   for (int step = 0; step < max_steps; ++step) {
     const VectorXd g = Eigen::Map<const VectorXd>(cur.grad.data(), m);
@@ -201,12 +220,13 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
         const double gain = f - cur.objective;
         B = Bnew;
         cur_logp.swap(trial_logp);
+        cur_prob.swap(trial_prob);
         accepted = true;
         if ((t == 1.0 && std::abs(gain - predicted) <= stop) || step + 1 == max_steps) {
           cur.objective = f;
           done = true;
         } else {
-          cur = full(B, &cur_logp);
+          cur = full(B, &cur_logp, &cur_prob);
         }
         break;
       }

@@ -101,7 +101,7 @@ inline double log_sum_exp_row(const MatrixXd& A, Index r) {
 struct NewtonResult {
   double objective;  // sum_n sum_c T_nc log p_nc at the returned coefficients
   int steps;
-  bool improved;      // B moved; MultinomOptions::logp_out then holds log p at B
+  bool improved;      // B moved; MultinomOptions::logp_out (prob_out) then holds log p (p) at B
 };
 
 // Options of multinom_newton().
@@ -116,13 +116,19 @@ struct NewtonResult {
 // B when the solve moved B (NewtonResult::improved), from the pass that
 // accepted the last step, so the caller's next E-step need not recompute them;
 // it may be the same matrix as logp0. `logp_scratch` (optional): a buffer for
-// trial points' log-probabilities. Buffers of the right size are reused.
+// trial points' log-probabilities. `prob0`, `prob_out`, `prob_scratch`: the
+// same for the probabilities of the first K - 1 categories (n x (K - 1));
+// prob0 is read only together with logp0, and saves the exponentials of the
+// first evaluation. Buffers of the right size are reused.
 struct MultinomOptions {
   double ridge = 0.0;
   bool intercept = false;
   const MatrixXd* logp0 = nullptr;
   MatrixXd* logp_out = nullptr;
   MatrixXd* logp_scratch = nullptr;
+  const MatrixXd* prob0 = nullptr;
+  MatrixXd* prob_out = nullptr;
+  MatrixXd* prob_scratch = nullptr;
 };
 
 // Maximise sum_n sum_c T(n, c) log p_c(z_n), p = softmax(Z B, 0) with the

@@ -121,6 +121,42 @@ test_that("the log-likelihood and posterior reported are those of the returned p
   }
 })
 
+test_that("softmax EM with cached gate weights follows an EM without any cache", {
+  # The Newton gate M-step starts from the log-weights and probabilities left
+  # by the previous M-step's accepted pass. A plain EM loop built from
+  # uncached pieces (E-step from cpp_loglik, weighted least squares in R,
+  # cpp_gate_mstep without a cache) must give the same iterates. One Newton
+  # step per M-step (gate_maxit = 1), so stale weights would change the step
+  # itself instead of being corrected by further steps.
+  dat <- gaussian_data_2(n = 800, seed = 3)
+  X <- cbind(1, dat$x)
+  k <- 3
+  spec <- cpp_spec(gate_softmax())
+  ctl <- list(tol = 0, maxit = 8L, nthreads = 1L, gate_maxit = 1L)
+  g <- list(W = cbind(c(0.5, -0.3), c(-0.4, 0.2), c(0, 0)), b0 = c(0.1, -0.2, 0), tau = 1)
+  e <- list(coef = cbind(c(0.5, 1, 0), c(-0.5, -1, 0.5), c(0, 0.3, -0.2)), sigma2 = c(0.5, 0.6, 0.7))
+  fit <- moegate:::cpp_em_fit(X, matrix(dat$y), dat$x, spec, cpp_gaussian_spec(), g, e,
+                              matrix(0, 0, 0), ctl)
+  expect_equal(fit$iter, 8L)
+  for (it in 1:8) {
+    R <- moegate:::cpp_loglik(X, matrix(dat$y), dat$x, spec, cpp_gaussian_spec(), g, e,
+                              NULL, FALSE, 1L)$posterior
+    for (i in 1:k) {
+      w <- R[, i]
+      e$coef[, i] <- stats::lm.wfit(X, dat$y, w)$coefficients
+      e$sigma2[i] <- sum(w * (dat$y - X %*% e$coef[, i])^2) / sum(w)
+    }
+    g <- moegate:::cpp_gate_mstep(dat$x, R, spec, g, ctl)$params
+  }
+  expect_equal(fit$gate$W, g$W, tolerance = 1e-9)
+  expect_equal(fit$gate$b0, g$b0, tolerance = 1e-9)
+  expect_equal(fit$expert$coef, e$coef, tolerance = 1e-9)
+  expect_equal(fit$expert$sigma2, e$sigma2, tolerance = 1e-9)
+  ll <- moegate:::cpp_loglik(X, matrix(dat$y), dat$x, spec, cpp_gaussian_spec(), g, e,
+                             NULL, FALSE, 1L)$loglik
+  expect_equal(fit$loglik, ll, tolerance = 1e-12)
+})
+
 test_that("the fit records the work of its gate M-steps", {
   dat <- gaussian_data_2()
   set.seed(8)
