@@ -44,7 +44,7 @@ class GaussianExpert : public Expert {
     const ArrayXd half_prec = 0.5 / e.sigma2.array();
     parallel_blocks(n, nthreads, [&](Index lo, Index len) {
       auto Fb = logF.middleRows(lo, len);
-      Fb.noalias() = X.middleRows(lo, len).lazyProduct(e.coef);
+      rows_times(X.middleRows(lo, len), e.coef, Fb);
       activate(Fb);
       for (Index i = 0; i < k_; ++i)
         for (Index r = 0; r < len; ++r) {
@@ -140,7 +140,8 @@ class GaussianExpert : public Expert {
                         const VectorXd& wsum, ExpertParams& e, int nthreads) const {
     VectorXd zero = VectorXd::Zero(k_);
     VectorXd ss = block_sum<VectorXd>(X.rows(), nthreads, zero, [&](Index lo, Index len, VectorXd& a) {
-      MatrixXd eta = X.middleRows(lo, len).lazyProduct(e.coef);
+      MatrixXd eta(len, k_);
+      rows_times(X.middleRows(lo, len), e.coef, eta);
       activate(eta);
       for (Index i = 0; i < k_; ++i) {
         double ss_i = 0.0;

@@ -11,7 +11,7 @@ class InnerScore : public Score {
  public:
   void compute(const CMat& U, const MatrixXd& W, Index lo, Index len,
                MatrixXd& S) const override {
-    S.middleRows(lo, len).noalias() = U.middleRows(lo, len).lazyProduct(W);
+    rows_times(U.middleRows(lo, len), W, S.middleRows(lo, len));
   }
   void backward(const CMat& U, const MatrixXd&, const MatrixXd&, const MatrixXd& dS,
                 Index lo, Index len, MatrixXd& dW) const override {
@@ -34,7 +34,7 @@ class CosineScore : public Score {
     const ArrayXd dw = W.colwise().norm().transpose().array() + eps_w_;
     const ArrayXd du = U.middleRows(lo, len).rowwise().norm().array() + eps_u_;
     auto Sb = S.middleRows(lo, len);
-    Sb.noalias() = U.middleRows(lo, len).lazyProduct(W);
+    rows_times(U.middleRows(lo, len), W, Sb);
     for (Index i = 0; i < W.cols(); ++i) {
       for (Index r = 0; r < len; ++r) {
         const double den = du(r) * safe(dw(i));

@@ -15,6 +15,80 @@ struct MultinomEval {
 
 enum class MultinomPass { kObjective, kGradient, kHessian };
 
+// Up to this many coefficients per category (gates with an intercept and up
+// to three covariates), the gradient and the Hessian blocks are accumulated
+// in one pass over a data block's rows, in registers; beyond it, as matrix
+// products (Z' resid, Z' diag(w) Z per block of categories).
+const Index kFusedMaxCoef = 4;
+
+// Adds the gradient (a's columns 1..km1) and the upper blocks of the negative
+// Hessian (from column 1 + km1; blocks filled whole) of a block of rows,
+// given its probabilities, row totals and residuals, for P coefficients per
+// category: row r's coefficient vector is z = [1, Z_r] with an implicit
+// intercept, else Z_r. One pass over the rows per category (gradient) and per
+// pair of categories (Hessian block), with the sums in registers.
+template <int P, bool I, class ZBlock>
+void fused_grad_hess(const ZBlock& Zb, const ArrayXXd& prob, const ArrayXd& tot,
+                     const MatrixXd& resid, MatrixXd& a) {
+  constexpr int tri = P * (P + 1) / 2;  // distinct entries of z z'
+  constexpr int off = I ? 1 : 0;
+  const Index len = prob.rows(), km1 = prob.cols();
+  const double* zc[P];
+  for (int j = off; j < P; ++j) zc[j] = &Zb.coeffRef(0, j - off);
+  auto z_at = [&](Index r, int j) { return j < off ? 1.0 : zc[j][r]; };
+  for (Index c = 0; c < km1; ++c) {
+    double g[P] = {};
+    for (Index r = 0; r < len; ++r) {
+      const double e = resid(r, c);
+      for (int u = 0; u < P; ++u) g[u] += e * z_at(r, u);
+    }
+    for (int u = 0; u < P; ++u) a(u, 1 + c) += g[u];
+  }
+  for (Index c = 0; c < km1; ++c) {
+    for (Index c2 = c; c2 < km1; ++c2) {
+      double h[tri] = {};
+      const double diag = c == c2 ? 1.0 : 0.0;
+      for (Index r = 0; r < len; ++r) {
+        const double w = tot(r) * prob(r, c) * (diag - prob(r, c2));
+        double z[P];
+        for (int u = 0; u < P; ++u) z[u] = z_at(r, u);
+        int t = 0;
+        for (int u = 0; u < P; ++u)
+          for (int v = u; v < P; ++v, ++t) h[t] += w * z[u] * z[v];
+      }
+      auto blk = a.block(c * P, 1 + km1 + c2 * P, P, P);
+      int t = 0;
+      for (int u = 0; u < P; ++u) {
+        for (int v = u; v < P; ++v, ++t) {
+          blk(u, v) += h[t];
+          if (v != u) blk(v, u) += h[t];
+        }
+      }
+    }
+  }
+}
+
+template <class ZBlock>
+void fused_grad_hess(const ZBlock& Zb, bool intercept, const ArrayXXd& prob,
+                     const ArrayXd& tot, const MatrixXd& resid, MatrixXd& a) {
+  const Index p = Zb.cols() + (intercept ? 1 : 0);
+  if (intercept) {
+    switch (p) {
+      case 1: fused_grad_hess<1, true>(Zb, prob, tot, resid, a); break;
+      case 2: fused_grad_hess<2, true>(Zb, prob, tot, resid, a); break;
+      case 3: fused_grad_hess<3, true>(Zb, prob, tot, resid, a); break;
+      default: fused_grad_hess<4, true>(Zb, prob, tot, resid, a); break;
+    }
+  } else {
+    switch (p) {
+      case 1: fused_grad_hess<1, false>(Zb, prob, tot, resid, a); break;
+      case 2: fused_grad_hess<2, false>(Zb, prob, tot, resid, a); break;
+      case 3: fused_grad_hess<3, false>(Zb, prob, tot, resid, a); break;
+      default: fused_grad_hess<4, false>(Zb, prob, tot, resid, a); break;
+    }
+  }
+}
+
 // `logp_out` and `prob_out` (optional, only without o.logp0): receive log p
 // at B and p of the first K - 1 categories.
 MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int nthreads,
@@ -52,14 +126,7 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
       resid = Tb.leftCols(km1) - (prob.colwise() * tot).matrix();
     } else {
       MatrixXd eta(len, km1);
-      if (p - off > 8) {
-        eta.noalias() = Zb * B.bottomRows(p - off);
-      } else {
-        // A few covariates (the usual gate): one axpy per coefficient.
-        eta.setZero();
-        for (Index c = 0; c < km1; ++c)
-          for (Index j = 0; j < p - off; ++j) eta.col(c) += B(off + j, c) * Zb.col(j);
-      }
+      rows_times(Zb, B.bottomRows(p - off), eta);
       if (o.intercept) eta.rowwise() += B.row(0);
       for (Index r = 0; r < len; ++r) {
         // The largest linear predictor (the reference category's is 0); its
@@ -99,6 +166,10 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
     }
     a(0, 0) += f;
     if (!gradient) return;
+    if (hessian && p <= kFusedMaxCoef) {
+      fused_grad_hess(Zb, o.intercept, prob, tot, resid, a);
+      return;
+    }
     if (o.intercept) a.block(0, 1, 1, km1) += resid.colwise().sum();
     a.block(off, 1, p - off, km1).noalias() += Zb.transpose().lazyProduct(resid);
     if (!hessian) return;

@@ -87,6 +87,24 @@ inline double sigmoid(double x) {
 }
 
 // log(sum_j exp(A(r, j))) of one row, without overflow.
+// out = A * B for a block of rows A (len x p) and a small coefficient matrix
+// B (p x k). With a few columns (the usual designs), one axpy per coefficient
+// runs at memory speed where Eigen's coefficient-wise lazy product pays its
+// per-coefficient overhead; otherwise a matrix product.
+template <class AType, class Out>
+inline void rows_times(const AType& A, const MatrixXd& B, Out&& out) {
+  if (A.cols() > 8) {
+    out.noalias() = A * B;
+    return;
+  }
+  for (Index c = 0; c < B.cols(); ++c) {
+    auto oc = out.col(c);
+    if (A.cols() == 0) { oc.setZero(); continue; }
+    oc = B(0, c) * A.col(0);
+    for (Index j = 1; j < A.cols(); ++j) oc += B(j, c) * A.col(j);
+  }
+}
+
 inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   const Index k = A.cols();
   double m = kNegInf;
