@@ -354,8 +354,8 @@ as.data.frame.moe_rate_study <- function(x, ...) {
 #'
 #' Fits \eqn{\log \bar L(n) = c + \beta \log n} by least squares over the grid,
 #' where \eqn{\bar L(n)} is the mean loss over the replications at size
-#' \eqn{n}, and reports \eqn{\beta} with a percentile bootstrap interval
-#' (replications resampled with replacement within each \eqn{n}). Also
+#' \eqn{n}, and reports \eqn{\beta} with a bootstrap interval (replications
+#' resampled with replacement within each \eqn{n}). Also
 #' reported, because the mean is dominated by the few replications stuck in a
 #' poor local optimum and because a rate like \eqn{1/\log n} shows as a slope
 #' that flattens with \eqn{n}: the slope of the median loss, and the slopes of
@@ -364,17 +364,37 @@ as.data.frame.moe_rate_study <- function(x, ...) {
 #' replications and the failed fits per \eqn{n} come alongside; no replication
 #' is dropped except failed fits, whose number is reported.
 #'
+#' The default interval is the bias-corrected and accelerated (BCa) bootstrap
+#' interval (Efron 1987; Davison and Hinkley 1997, section 5.3): losses at
+#' small \eqn{n} are heavy-tailed (a few replications far from the truth), so
+#' most resamples hold fewer of those replications than the data and the
+#' bootstrap slopes sit to one side of the estimate. The percentile interval
+#' can then miss the estimate altogether; BCa corrects for that median bias
+#' (\eqn{z_0}, from the share of bootstrap slopes below the estimate) and for
+#' skewness (the acceleration \eqn{a}, from the stratified jackknife: each
+#' replication left out in turn). Columns `z0` and `acceleration` report both;
+#' an interval whose \eqn{|z_0|} exceeds about 1 rests on the tails of the
+#' bootstrap distribution and should be read with care (more replications help,
+#' more resamples do not). `interval = "percentile"` gives the plain percentile
+#' interval.
+#'
 #' @param study A [rate_study()] result, or any data frame with columns `n`
 #'   and the loss (optionally `replication` and `stuck`).
 #' @param loss Name of the loss column.
 #' @param B Bootstrap resamples.
 #' @param level Confidence level of the intervals.
+#' @param interval `"bca"` (default) or `"percentile"`.
 #' @param seed Seed of the bootstrap (the global random number generator is
 #'   left as it was).
 #' @return A data frame of class `moe_rate_slopes` with one row per slope
-#'   (`statistic`, `sizes`, `n_min`, `n_max`, `slope`, `lower`, `upper`) and
+#'   (`statistic`, `sizes`, `n_min`, `n_max`, `slope`, `lower`, `upper`,
+#'   `z0`, `acceleration`; the last two are `NA` for percentile intervals) and
 #'   the per-size summary (`n`, `replications`, `failed`, `mean`, `median`,
 #'   quartiles, `share_stuck`) in the attribute `"by_n"`.
+#' @references Efron, B. (1987). Better bootstrap confidence intervals.
+#'   Journal of the American Statistical Association 82, 171-185.
+#'   Davison, A. C. and Hinkley, D. V. (1997). Bootstrap Methods and their
+#'   Application. Cambridge University Press.
 #' @examples
 #' # Synthetic losses with a known rate n^(-1/2)
 #' set.seed(1)
@@ -382,13 +402,18 @@ as.data.frame.moe_rate_study <- function(x, ...) {
 #' d$loss <- d$n^(-0.5) * rexp(nrow(d))
 #' rate_slopes(d, B = 200)
 #' @export
-rate_slopes <- function(study, loss = "loss", B = 999, level = 0.95, seed = 1) {
+rate_slopes <- function(study, loss = "loss", B = 999, level = 0.95,
+                        interval = c("bca", "percentile"), seed = 1) {
   if (!is.data.frame(study) || !all(c("n", loss) %in% names(study))) {
     stop_arg("study", "a rate_study() result or a data frame with columns `n` and `", loss, "`",
              got = study)
   }
   B <- check_count(B, "B")
   check_number(level, "level", lower = 0, upper = 1, lower_open = TRUE)
+  if (!is.character(interval) || length(interval) < 1 || !interval[1] %in% c("bca", "percentile")) {
+    stop_arg("interval", '"bca" or "percentile"', got = interval)
+  }
+  interval <- interval[1]
   by_n <- study_summary(study, loss)
   sizes <- by_n$n
   G <- length(sizes)
@@ -412,21 +437,71 @@ rate_slopes <- function(study, loss = "loss", B = 999, level = 0.95, seed = 1) {
     list(mean = means, median = medians)
   })
   alpha <- (1 - level) / 2
+  stat_fun <- list(mean = mean, median = stats::median)
   out <- do.call(rbind, lapply(rows, function(r) {
     idx <- subsets[[r[2]]]
     est <- if (length(idx) >= 2) log_slope(sizes[idx], matrix(point[[r[1]]][idx], 1)) else NA_real_
     bs <- if (length(idx) >= 2) log_slope(sizes[idx], boot[[r[1]]][, idx, drop = FALSE]) else NA_real_
-    ci <- if (all(is.na(bs))) c(NA_real_, NA_real_) else {
-      stats::quantile(bs, c(alpha, 1 - alpha), na.rm = TRUE, names = FALSE)
+    z0 <- acc <- NA_real_
+    if (all(is.na(bs)) || is.na(est)) {
+      ci <- c(NA_real_, NA_real_)
+    } else if (interval == "percentile") {
+      ci <- stats::quantile(bs, c(alpha, 1 - alpha), na.rm = TRUE, names = FALSE)
+    } else {
+      adj <- bca_levels(bs, est, jackknife_slopes(sizes[idx], point[[r[1]]][idx], values[idx],
+                                                  stat_fun[[r[1]]]), alpha)
+      z0 <- adj$z0
+      acc <- adj$a
+      ci <- stats::quantile(bs, adj$levels, na.rm = TRUE, names = FALSE)
     }
     data.frame(statistic = r[1], sizes = r[2], n_min = min(sizes[idx]), n_max = max(sizes[idx]),
-               slope = est, lower = ci[1], upper = ci[2], stringsAsFactors = FALSE)
+               slope = est, lower = ci[1], upper = ci[2], z0 = z0, acceleration = acc,
+               stringsAsFactors = FALSE)
   }))
+  attr(out, "interval") <- interval
   attr(out, "by_n") <- by_n
   attr(out, "level") <- level
   attr(out, "B") <- B
   class(out) <- c("moe_rate_slopes", "data.frame")
   out
+}
+
+# Stratified jackknife of the slope: for each replication (within its size),
+# the slope with that replication left out of its size's statistic, and the
+# stratum size it came from. Sizes with one replication contribute nothing.
+jackknife_slopes <- function(sizes, point, values, stat) {
+  G <- length(sizes)
+  rows <- list()
+  strata <- integer()
+  for (g in seq_len(G)) {
+    v <- values[[g]]
+    if (length(v) < 2) next
+    loo <- vapply(seq_along(v), function(j) stat(v[-j]), numeric(1))
+    m <- matrix(point, length(v), G, byrow = TRUE)
+    m[, g] <- loo
+    rows[[length(rows) + 1]] <- m
+    strata <- c(strata, rep(length(v), length(v)))
+  }
+  if (length(rows) == 0) return(list(slopes = numeric(), strata = integer()))
+  list(slopes = log_slope(sizes, do.call(rbind, rows)), strata = strata)
+}
+
+# BCa levels (Efron 1987): bias correction z0 from the share of bootstrap
+# replicates below the estimate, acceleration from the jackknife's empirical
+# influence values L_j = (R_g - 1) (est - est_(-j)) (Davison and Hinkley 1997,
+# eq. 3.32 with strata).
+bca_levels <- function(bs, est, jack, alpha) {
+  bs <- bs[is.finite(bs)]
+  B <- length(bs)
+  share <- (sum(bs < est) + 0.5 * sum(bs == est)) / B
+  share <- min(max(share, 0.5 / B), 1 - 0.5 / B)
+  z0 <- stats::qnorm(share)
+  L <- (jack$strata - 1) * (est - jack$slopes)
+  L <- L[is.finite(L)]
+  a <- if (length(L) > 0 && sum(L^2) > 0) sum(L^3) / (6 * sum(L^2)^1.5) else 0
+  z <- stats::qnorm(c(alpha, 1 - alpha))
+  levels <- stats::pnorm(z0 + (z0 + z) / (1 - a * (z0 + z)))
+  list(levels = levels, z0 = z0, a = a)
 }
 
 # Least-squares slope of log(values) on log(n), one per row of `values`;
@@ -454,10 +529,17 @@ with_local_seed <- function(seed, expr) {
 
 #' @export
 print.moe_rate_slopes <- function(x, ...) {
-  cat(sprintf("Slopes of log(loss) on log(n), %g%% bootstrap intervals (%d resamples):\n",
-              100 * attr(x, "level"), attr(x, "B")))
-  tab <- as.data.frame(unclass(x))[, c("statistic", "sizes", "n_min", "n_max", "slope", "lower", "upper")]
+  kind <- if (identical(attr(x, "interval"), "percentile")) "percentile" else "BCa"
+  cat(sprintf("Slopes of log(loss) on log(n), %g%% %s bootstrap intervals (%d resamples):\n",
+              100 * attr(x, "level"), kind, attr(x, "B")))
+  cols <- c("statistic", "sizes", "n_min", "n_max", "slope", "lower", "upper")
+  if (kind == "BCa" && "z0" %in% names(x)) cols <- c(cols, "z0")
+  tab <- as.data.frame(unclass(x))[, intersect(cols, names(x))]
   print(tab, digits = 3, row.names = FALSE)
+  if (kind == "BCa" && "z0" %in% names(x) && any(abs(x$z0) > 1, na.rm = TRUE)) {
+    cat("|z0| > 1: the bootstrap slopes sit to one side of the estimate (heavy-tailed losses);\n",
+        "those intervals rest on the bootstrap's extreme tail: read them with care.\n", sep = "")
+  }
   by_n <- attr(x, "by_n")
   if (!all(is.na(by_n$share_stuck)) || any(by_n$failed > 0)) {
     overall <- sum(by_n$share_stuck * by_n$replications) / sum(by_n$replications)
