@@ -410,10 +410,7 @@ rate_slopes <- function(study, loss = "loss", B = 999, level = 0.95,
   }
   B <- check_count(B, "B")
   check_number(level, "level", lower = 0, upper = 1, lower_open = TRUE)
-  if (!is.character(interval) || length(interval) < 1 || !interval[1] %in% c("bca", "percentile")) {
-    stop_arg("interval", '"bca" or "percentile"', got = interval)
-  }
-  interval <- interval[1]
+  interval <- match_arg(interval)
   by_n <- study_summary(study, loss)
   sizes <- by_n$n
   G <- length(sizes)
@@ -532,11 +529,11 @@ print.moe_rate_slopes <- function(x, ...) {
   kind <- if (identical(attr(x, "interval"), "percentile")) "percentile" else "BCa"
   cat(sprintf("Slopes of log(loss) on log(n), %g%% %s bootstrap intervals (%d resamples):\n",
               100 * attr(x, "level"), kind, attr(x, "B")))
-  cols <- c("statistic", "sizes", "n_min", "n_max", "slope", "lower", "upper")
-  if (kind == "BCa" && "z0" %in% names(x)) cols <- c(cols, "z0")
+  show_z0 <- kind == "BCa" && "z0" %in% names(x)
+  cols <- c("statistic", "sizes", "n_min", "n_max", "slope", "lower", "upper", if (show_z0) "z0")
   tab <- as.data.frame(unclass(x))[, intersect(cols, names(x))]
   print(tab, digits = 3, row.names = FALSE)
-  if (kind == "BCa" && "z0" %in% names(x) && any(abs(x$z0) > 1, na.rm = TRUE)) {
+  if (show_z0 && any(abs(x$z0) > 1, na.rm = TRUE)) {
     cat("|z0| > 1: the bootstrap slopes sit to one side of the estimate (heavy-tailed losses);\n",
         "those intervals rest on the bootstrap's extreme tail: read them with care.\n", sep = "")
   }

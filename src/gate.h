@@ -194,7 +194,7 @@ class Gate {
   // one fit (a Gate is built per fit and its methods are called from one
   // thread).
   mutable GateCache scratch_;
-  // Trial log-weights of the linear softmax's Newton M-step.
+  // Trial log-weights and weights of the linear softmax's Newton M-step.
   mutable MatrixXd newton_scratch_, newton_prob_scratch_;
 };
 

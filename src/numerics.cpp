@@ -255,7 +255,7 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     return f;
   };
   NewtonResult res{0.0, 0, false};
-  MultinomEval cur = full(B, opt.logp0, opt.logp0 ? opt.prob0 : nullptr);
+  MultinomEval cur = full(B, opt.logp0, opt.prob0);  // prob0 is read only with logp0
   const double stop = tol * (std::abs(cur.objective) + 1.0);
   for (int step = 0; step < max_steps; ++step) {
     const VectorXd g = Eigen::Map<const VectorXd>(cur.grad.data(), m);

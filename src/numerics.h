@@ -86,7 +86,6 @@ inline double sigmoid(double x) {
   return x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
 }
 
-// log(sum_j exp(A(r, j))) of one row, without overflow.
 // out = A * B for a block of rows A (len x p) and a small coefficient matrix
 // B (p x k). With a few columns (the usual designs), one axpy per coefficient
 // runs at memory speed where Eigen's coefficient-wise lazy product pays its
@@ -105,6 +104,7 @@ inline void rows_times(const AType& A, const MatrixXd& B, Out&& out) {
   }
 }
 
+// log(sum_j exp(A(r, j))) of one row, without overflow.
 inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   const Index k = A.cols();
   double m = kNegInf;
