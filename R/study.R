@@ -550,10 +550,15 @@ print.moe_rate_slopes <- function(x, ...) {
 #'
 #' Mean loss per sample size (filled points) with its least-squares line on the
 #' log-log scale, the median (open points) and the interquartile range over
-#' replications (vertical bars); the legend gives the fitted slopes.
+#' replications (vertical bars); the legend gives the fitted slopes. With
+#' `asymptotic`, the mean loss predicted by the asymptotic normal law
+#' ([asymptotic_loss()]) is drawn as a dashed line: where the points sit far
+#' above it, the sample sizes are not yet asymptotic.
 #'
 #' @param x A [rate_study()] result.
 #' @param loss Name of the loss column to plot.
+#' @param asymptotic `NULL`, or an [asymptotic_loss()] result for the same
+#'   setting and loss.
 #' @param main,xlab,ylab Plot titles.
 #' @param ... Further arguments passed to [graphics::plot()].
 #' @return `x`, invisibly.
@@ -565,14 +570,17 @@ print.moe_rate_slopes <- function(x, ...) {
 #' plot(d)
 #' @export
 plot.moe_rate_study <- function(x, loss = "loss", main = NULL, xlab = "sample size n",
-                                ylab = NULL, ...) {
+                                ylab = NULL, asymptotic = NULL, ...) {
+  if (!is.null(asymptotic) && !(is.data.frame(asymptotic) && all(c("n", "mean") %in% names(asymptotic)))) {
+    stop_arg("asymptotic", "NULL or a data frame from asymptotic_loss()", got = asymptotic)
+  }
   s <- study_summary(x, loss)
   s <- s[is.finite(s$mean) & s$mean > 0, , drop = FALSE]
   if (nrow(s) < 2) stop_arg("x", "positive mean losses at two or more sample sizes")
   setting <- attr(x, "setting")
   if (is.null(main)) main <- if (!is.null(setting)) setting$name else "Convergence rate"
   if (is.null(ylab)) ylab <- if (loss == "loss") "loss" else loss
-  vals <- c(s$mean, s$median, s$q25, s$q75)
+  vals <- c(s$mean, s$median, s$q25, s$q75, asymptotic$mean)
   vals <- vals[is.finite(vals) & vals > 0]
   graphics::plot(s$n, s$mean, log = "xy", pch = 19, ylim = range(vals), xlab = xlab,
                  ylab = ylab, main = main, ...)
@@ -584,11 +592,17 @@ plot.moe_rate_study <- function(x, loss = "loss", main = NULL, xlab = "sample si
   grid_n <- range(s$n)
   graphics::lines(grid_n, exp(cf[1] + cf[2] * log(grid_n)), col = "firebrick", lwd = 2)
   slope_median <- log_slope(s$n, matrix(s$median, 1))
-  graphics::legend("topright", bty = "n",
-                   legend = c(sprintf("mean loss, slope %.2f", slope_mean),
-                              sprintf("median loss, slope %.2f", slope_median),
-                              "interquartile range"),
-                   pch = c(19, 1, NA), lty = c(1, NA, 1), lwd = c(2, NA, 1),
-                   col = c("firebrick", "steelblue", "grey60"))
+  legend <- c(sprintf("mean loss, slope %.2f", slope_mean),
+              sprintf("median loss, slope %.2f", slope_median), "interquartile range")
+  style <- list(pch = c(19, 1, NA), lty = c(1, NA, 1), lwd = c(2, NA, 1),
+                col = c("firebrick", "steelblue", "grey60"))
+  if (!is.null(asymptotic)) {
+    a <- asymptotic[order(asymptotic$n), ]
+    graphics::lines(a$n, a$mean, lty = 2, lwd = 2, col = "darkgreen")
+    legend <- c(legend, "asymptotic normal prediction")
+    style <- Map(c, style, list(NA, 2, 2, "darkgreen"))
+  }
+  graphics::legend("topright", bty = "n", legend = legend, pch = style$pch, lty = style$lty,
+                   lwd = style$lwd, col = style$col)
   invisible(x)
 }

@@ -178,6 +178,11 @@ test_that("the log-log plot draws", {
   grDevices::pdf(NULL)
   on.exit(grDevices::dev.off())
   expect_invisible(plot(d))
+  # The asymptotic prediction widens the y range to include itself.
+  prediction <- data.frame(n = c(100, 3000), mean = c(1e-4, 1e-5))
+  expect_invisible(plot(d, asymptotic = prediction))
+  expect_lte(10^graphics::par("usr")[3], 1e-5)
+  expect_error(plot(d, asymptotic = 1), class = "moe_error_asymptotic")
 })
 
 test_that("settings are validated and the NeurIPS 2023 protocol is as published", {
