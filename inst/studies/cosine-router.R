@@ -9,7 +9,9 @@
 # from the package source, else the working directory).
 # Writes cosine-router.rds: a list with `studies` (one rate_study()
 # data frame per setting, with fitted parameters), `settings` (printed
-# descriptions), `elapsed` (wall seconds), `machine`, `date`.
+# descriptions), `asymptotic` (asymptotic_loss() at the smallest and largest
+# n; exactly specified settings), `elapsed` (wall seconds of the studies),
+# `machine`, `date`.
 
 suppressPackageStartupMessages({
   library(moegate)
@@ -50,8 +52,13 @@ for (s in settings) {
   print(rate_slopes(study, B = 499))
 }
 elapsed <- proc.time()[["elapsed"]] - start
+# The mean loss an estimator already in its asymptotic normal regime would
+# show (exactly specified settings only), for the figures' reference lines.
+asymptotic <- if (k == 2) lapply(stats::setNames(nm = settings), function(s) {
+  asymptotic_loss(study_setting_cosine(s, n_grid = range(n_grid)), nsim = 200)
+})
 result <- list(studies = studies, settings = descriptions, n_grid = n_grid, n_rep = n_rep, k = k,
-               elapsed = elapsed, workers = workers,
+               asymptotic = asymptotic, elapsed = elapsed, workers = workers,
                machine = list(nproc = parallel::detectCores(), R = R.version.string,
                               platform = R.version$platform),
                date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"))

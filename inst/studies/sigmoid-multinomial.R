@@ -7,6 +7,7 @@
 #
 # Options: --workers=W (default 2, future::multisession), --reps=R (default 5),
 # --sizes=G (default 5, log-spaced from 1e3 to nmax), --nmax=N (default 1e4),
+# --maxit=M (EM iterations per fit, default 300),
 # --out=DIR (default inst/extdata when run from the package source).
 # Writes sigmoid-multinomial.rds: a list with `studies` (one rate_study() data
 # frame per setting, fitted parameters dropped to keep the file small),
@@ -29,6 +30,7 @@ workers <- as.integer(option("workers", 2))
 n_rep <- as.integer(option("reps", 5))
 n_sizes <- as.integer(option("sizes", 5))
 n_max <- as.numeric(option("nmax", 1e4))
+maxit <- as.integer(option("maxit", 300))
 out_dir <- option("out", if (dir.exists("inst")) file.path("inst", "extdata") else ".")
 dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
 n_grid <- round(10^seq(3, log10(n_max), length.out = n_sizes))
@@ -39,7 +41,7 @@ settings <- c("softmax", "modified_sigmoid", "sigmoid_temperature", "euclidean_t
 start <- proc.time()[["elapsed"]]
 studies <- list()
 for (i in seq_along(settings)) {
-  s <- study_setting_sigmoid_multinomial(settings[i], n_grid = n_grid, n_rep = n_rep)
+  s <- study_setting_sigmoid_multinomial(settings[i], n_grid = n_grid, n_rep = n_rep, maxit = maxit)
   print(s)
   study <- rate_study(s, seed = 2026 + i, progress = TRUE)
   study$params <- NULL
@@ -52,7 +54,7 @@ result <- list(
   settings = lapply(studies, function(st) {
     s <- attr(st, "setting")
     list(name = s$name, truth = s$truth, k = s$k, gate = s$gate$name, n_grid = s$n_grid,
-         n_rep = s$n_rep, theory = attr(s, "theory"), theory_slope = attr(s, "theory_slope"))
+         n_rep = s$n_rep, maxit = s$control$maxit, theory = attr(s, "theory"), theory_slope = attr(s, "theory_slope"))
   }),
   slopes = lapply(studies, rate_slopes),
   wall_time = wall,

@@ -8,7 +8,9 @@
 # from the package source, else the working directory).
 # Writes temperature-gaussian.rds: a list with `studies` (one rate_study()
 # data frame per setting, with fitted parameters), `settings` (printed
-# descriptions), `elapsed` (wall seconds), `machine`, `date`.
+# descriptions), `asymptotic` (asymptotic_loss() at the smallest and largest
+# n; exactly specified settings), `elapsed` (wall seconds of the studies),
+# `machine`, `date`.
 
 suppressPackageStartupMessages({
   library(moegate)
@@ -48,8 +50,13 @@ for (s in settings) {
   print(rate_slopes(study, B = 499))
 }
 elapsed <- proc.time()[["elapsed"]] - start
+# The mean loss an estimator already in its asymptotic normal regime would
+# show (exactly specified settings only), for the figures' reference lines.
+asymptotic <- lapply(stats::setNames(nm = settings), function(s) {
+  asymptotic_loss(study_setting_temperature(s, n_grid = range(n_grid)), nsim = 200)
+})
 result <- list(studies = studies, settings = descriptions, n_grid = n_grid, n_rep = n_rep,
-               elapsed = elapsed, workers = workers,
+               asymptotic = asymptotic, elapsed = elapsed, workers = workers,
                machine = list(nproc = parallel::detectCores(), R = R.version.string,
                               platform = R.version$platform),
                date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"))
