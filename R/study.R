@@ -516,11 +516,18 @@ log_slope <- function(n, values) {
 
 # Evaluate expr with set.seed(seed), restoring the global RNG state after.
 with_local_seed <- function(seed, expr) {
+  # A fixed generator, so results do not depend on the session's RNGkind()
+  # (future's parallel seeding leaves L'Ecuyer-CMRG behind in some plans);
+  # the caller's kind and stream are restored on exit.
+  old_kind <- RNGkind()
   had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
   if (had_seed) old <- get(".Random.seed", envir = .GlobalEnv)
-  on.exit(if (had_seed) assign(".Random.seed", old, envir = .GlobalEnv) else
-    rm(".Random.seed", envir = .GlobalEnv))
-  set.seed(seed)
+  on.exit({
+    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
+    if (had_seed) assign(".Random.seed", old, envir = .GlobalEnv) else
+      rm(".Random.seed", envir = .GlobalEnv)
+  })
+  set.seed(seed, kind = "Mersenne-Twister", normal.kind = "Inversion", sample.kind = "Rejection")
   expr
 }
 

@@ -89,3 +89,19 @@ test_that("asymptotic_loss() refuses what it cannot predict", {
   expect_error(asymptotic_loss(setting, n = 1000, n_info = 0), "n_info")
   expect_error(asymptotic_loss(setting, n = 1000, n_info = 500, nsim = 2, loss = "nope"), "loss")
 })
+
+test_that("seeded helpers do not depend on the session's RNG kind and restore it", {
+  setting <- moe_study_setting(gaussian_truth(), k = 2, n_grid = 1000, loss = "D1")
+  default <- asymptotic_loss(setting, n_info = 2000, nsim = 20)
+  d <- expand.grid(n = c(100, 300, 1000), replication = 1:5)
+  d$loss <- d$n^(-0.5) * (1 + (d$replication - 3) / 10)
+  slopes <- rate_slopes(d, B = 50)
+  old <- RNGkind("L'Ecuyer-CMRG")
+  on.exit(RNGkind(old[1], old[2], old[3]))
+  set.seed(4)
+  state <- .Random.seed
+  expect_identical(asymptotic_loss(setting, n_info = 2000, nsim = 20)$mean, default$mean)
+  expect_identical(rate_slopes(d, B = 50)$lower, slopes$lower)
+  expect_identical(RNGkind()[1], "L'Ecuyer-CMRG")
+  expect_identical(.Random.seed, state)
+})
