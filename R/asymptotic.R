@@ -54,10 +54,12 @@
 #'   `condition` (largest over smallest non-null eigenvalue).
 #' @seealso [rate_study()], [plot.moe_rate_study()], [vcov.moe()].
 #' @examples
-#' setting <- study_setting_temperature("softmax", n_grid = c(1000, 4000, 16000))
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' setting <- moe_study_setting(truth, k = 2, n_grid = c(1e3, 1e4, 1e5), loss = "D1")
 #' pred <- asymptotic_loss(setting, n_info = 2e4, nsim = 200)
 #' pred
-#' # A slope of exactly -1/2 on log-log axes:
+#' # Slopes near -1/2 on log-log axes (exactly -1/2 in the limit, up to Monte Carlo error):
 #' diff(log(pred$mean)) / diff(log(pred$n))
 #' @export
 asymptotic_loss <- function(setting, n = setting$n_grid, n_info = 1e5, nsim = 1000,
