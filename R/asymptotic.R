@@ -163,10 +163,10 @@ expected_information <- function(object, n_nodes = 20) {
     }, numeric(n))
     accumulate(matrix(score, n), rep(1 / object$sigma2, n))
   } else if (object$expert$family == "multinomial") {
-    mixture <- function(parts) apply(parts$expert, 2, function(Pc) rowSums(parts$gate * Pc))
-    prob <- mixture(parts_at(theta))
-    log_up <- lapply(shifted, function(s) log(mixture(s$up)))
-    log_down <- lapply(shifted, function(s) log(mixture(s$down)))
+    # parts$prob: the mixture's class probabilities (n x K).
+    prob <- parts_at(theta)$prob
+    log_up <- lapply(shifted, function(s) log(s$up$prob))
+    log_down <- lapply(shifted, function(s) log(s$down$prob))
     for (c in seq_len(ncol(prob))) {
       score <- vapply(seq_len(P), function(j) (log_up[[j]][, c] - log_down[[j]][, c]) / (2 * h[j]),
                       numeric(n))
@@ -182,12 +182,14 @@ expected_information <- function(object, n_nodes = 20) {
     }
     parts <- parts_at(theta)
     sds <- sd_at(theta)
+    # Standard deviations of each shifted parameter vector, once (not per node).
+    sd_up <- lapply(shifted, function(s) sd_at(s$up_values))
+    sd_down <- lapply(shifted, function(s) sd_at(s$down_values))
     for (c in seq_along(sds)) {
       for (l in seq_along(gh$nodes)) {
         y <- parts$expert[, c] + sds[c] * gh$nodes[l]
         score <- vapply(seq_len(P), function(j) {
-          s <- shifted[[j]]
-          (log_density(y, s$up, sd_at(s$up_values)) - log_density(y, s$down, sd_at(s$down_values))) /
+          (log_density(y, shifted[[j]]$up, sd_up[[j]]) - log_density(y, shifted[[j]]$down, sd_down[[j]])) /
             (2 * h[j])
         }, numeric(n))
         accumulate(matrix(score, n), parts$gate[, c] * gh$weights[l])
@@ -202,12 +204,11 @@ expected_information <- function(object, n_nodes = 20) {
 # (the fixed parts, such as a reference expert's gate vector, from object).
 relist_free <- function(object, values) {
   values <- unname(values)
+  layout <- free_layout(object)
+  kw <- layout$kw
+  kb <- layout$kb
   params <- object$params
   W <- params$gate$W
-  k <- object$k
-  info <- gate_info(object$gate, nrow(W), k)
-  kw <- if (info$w_reference) k - 1L else k
-  kb <- if (info$b_reference) k - 1L else k
   at <- 0L
   take <- function(m) {
     v <- values[at + seq_len(m)]
@@ -223,7 +224,7 @@ relist_free <- function(object, values) {
   params$expert$coef <- coef
   if (object$expert$family == "gaussian" && object$method == "ml") {
     # A draw at tiny n can cross zero; the variance floor of the fits.
-    params$expert$sigma2 <- pmax(take(k), .Machine$double.eps)
+    params$expert$sigma2 <- pmax(take(object$k), .Machine$double.eps)
   }
   params
 }

@@ -45,7 +45,8 @@ free_layout <- function(object) {
   # Variances: no Wald test against zero.
   variance <- seq_along(values) > length(values) -
     (if (object$method == "lsq") 1L else if (object$expert$family == "gaussian") k else 0L)
-  list(values = values, n_gate = length(gate_values), variance = variance)
+  # kw, kb: how many gate vectors and intercepts are free (relist_free() reads them).
+  list(values = values, n_gate = length(gate_values), variance = variance, kw = kw, kb = kb)
 }
 
 # ---- observed information ----------------------------------------------------
