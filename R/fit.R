@@ -159,13 +159,26 @@ kmeans_groups <- function(X, Y, k) {
   n <- nrow(data)
   # Cluster a subsample for large n, then assign every row to its nearest centre.
   sub <- if (n > 20000) sample.int(n, 20000) else seq_len(n)
-  distinct <- nrow(unique(data[sub, , drop = FALSE]))
-  if (distinct < k) return(sample.int(k, n, replace = TRUE))
+  if (n_distinct_rows(data[sub, , drop = FALSE]) < k) return(sample.int(k, n, replace = TRUE))
   km <- tryCatch(stats::kmeans(data[sub, , drop = FALSE], centers = k, iter.max = 30),
                  error = function(e) NULL)
   if (is.null(km)) return(sample.int(k, n, replace = TRUE))
   d2 <- vapply(seq_len(k), function(j) colSums((t(data) - km$centers[j, ])^2), numeric(n))
   max.col(-matrix(d2, n, k), ties.method = "first")
+}
+
+# nrow(unique(m)) without unique.matrix()'s per-row R work (it pastes every
+# row through asplit()): sort the rows by all columns (radix order, exact on
+# doubles) and count the rows that differ from their predecessor. Adding 0
+# turns -0 into 0, which unique() also treats as equal. m is finite.
+n_distinct_rows <- function(m) {
+  n <- nrow(m)
+  if (n <= 1 || ncol(m) == 0) return(min(n, 1L))
+  m <- m + 0
+  cols <- lapply(seq_len(ncol(m)), function(j) m[, j])
+  sorted <- m[do.call(order, c(unname(cols), list(method = "radix"))), , drop = FALSE]
+  differs <- sorted[-1, , drop = FALSE] != sorted[-n, , drop = FALSE]
+  1L + sum(rowSums(differs) > 0)
 }
 
 # The cosine score of a zero gate vector has no direction (and no gradient):
