@@ -12,17 +12,21 @@ CRAN_REPO="https://cloud.r-project.org"
 
 # apt package -> R package it provides (pandoc is checked separately).
 APT_PKGS=(
-  r-cran-rcpp r-cran-rcppeigen r-cran-flexmix r-cran-formula r-cran-future
-  r-cran-future.apply r-cran-progressr r-cran-roxygen2 r-cran-knitr
-  r-cran-rmarkdown r-cran-mixtools r-cran-squarem r-cran-callr r-cran-nnet
-  r-cran-mass r-cran-testthat pandoc
+  r-cran-rcpp r-cran-rcppeigen r-cran-formula r-cran-future r-cran-future.apply
+  r-cran-progressr r-cran-knitr r-cran-rmarkdown r-cran-flexmix r-cran-nnet
+  r-cran-mass r-cran-callr r-cran-generics r-cran-testthat pandoc
 )
 APT_R_PKGS=(
-  Rcpp RcppEigen flexmix Formula future future.apply progressr roxygen2 knitr
-  rmarkdown mixtools SQUAREM callr nnet MASS testthat
+  Rcpp RcppEigen Formula future future.apply progressr knitr rmarkdown flexmix
+  nnet MASS callr generics testthat
 )
-# Not packaged for Debian 12 (or too old there): taken from CRAN.
-CRAN_PKGS=(RcppNumerical future.callr)
+# What each is for: Rcpp, RcppEigen, Formula, future.apply and generics are
+# moegate's own dependencies; future, progressr, flexmix, nnet, MASS, callr and
+# testthat are used by the tests (flexmix, nnet: reference fits; callr: the fuzz
+# suite's separate processes), knitr, rmarkdown and pandoc build the vignettes.
+# Developers regenerating the documentation also need roxygen2 (not installed here).
+# Not packaged for Debian 12: taken from CRAN (its headers provide the L-BFGS solver).
+CRAN_PKGS=(RcppNumerical)
 
 # Print the R packages (from the arguments) that cannot be loaded, one per line.
 missing_r_pkgs() {
