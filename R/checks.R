@@ -45,8 +45,10 @@ check_number <- function(x, arg, lower = -Inf, upper = Inf, lower_open = FALSE,
   invisible(x)
 }
 
-check_count <- function(x, arg, lower = 1) {
-  check_number(x, arg, lower = lower, integer = TRUE)
+# Counts become R integers: anything beyond .Machine$integer.max would turn
+# into NA.
+check_count <- function(x, arg, lower = 1, upper = .Machine$integer.max) {
+  check_number(x, arg, lower = lower, upper = upper, integer = TRUE)
   as.integer(x)
 }
 

@@ -62,7 +62,8 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
   expert_maxit <- check_count(expert_maxit, "expert_maxit")
   check_number(expert_tol, "expert_tol", lower = 0, lower_open = TRUE)
   check_init(init)
-  if (!is.character(accelerate) || !all(accelerate %in% c("none", "squarem"))) {
+  if (!is.character(accelerate) || length(accelerate) == 0 ||
+      !all(accelerate %in% c("none", "squarem"))) {
     stop_arg("accelerate", '"none" or "squarem"', got = accelerate)
   }
   accelerate <- accelerate[1]

@@ -39,6 +39,8 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args)
   if (!is.matrix(Z)) stop_arg("Z", "a numeric matrix", got = Z)
   check_finite_matrix(X, "X")
   check_finite_matrix(Z, "Z")
+  storage.mode(X) <- "double"
+  storage.mode(Z) <- "double"
   n <- NROW(y)
   if (nrow(X) != n) stop_arg("X", "a matrix with one row per response (", n, "); got ", nrow(X), " rows")
   if (nrow(Z) != n) stop_arg("Z", "a matrix with one row per response (", n, "); got ", nrow(Z), " rows")
@@ -99,6 +101,10 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args)
 # Response as the matrix the C++ side reads: n x 1 for Gaussian experts,
 # one-hot n x K for multinomial experts.
 response_matrix <- function(y, expert) {
+  if (NCOL(y) != 1 || is.list(y) && !is.factor(y)) {
+    stop_arg("y", "a single response (a vector or factor); got ", NCOL(y), " columns")
+  }
+  if (is.matrix(y)) y <- y[, 1]
   if (expert$family == "gaussian") {
     if (is.factor(y) || !is.numeric(y)) {
       stop_arg("y", "numeric for Gaussian experts", got = y)
@@ -249,21 +255,102 @@ moe_params <- function(W, b0, tau = 1, coef, sigma2 = NULL) {
             class = "moe_params")
 }
 
-check_params <- function(params, dims, expert, gate) {
+# Starting values (or any parameter list headed for the compiled code) must
+# have exactly the shapes of the fit: a user may edit the list that coef(fit,
+# type = "params") returns, so moe_params()'s own checks cannot be relied on.
+# Nothing of the wrong shape, type or sign reaches C++. Returns the
+# parameters with double storage.
+check_params <- function(params, dims, expert, gate, arg = "init", need_sigma2 = TRUE) {
+  params <- check_params_types(params, arg)
   W <- params$gate$W
   coef <- params$expert$coef
-  if (ncol(W) != dims$k) stop_arg("init", "parameters for k = ", dims$k, " experts; got ", ncol(W))
-  if (nrow(W) != dims$q) stop_arg("init", "gate vectors of length ", dims$q, " (the gate covariates); got ", nrow(W))
+  k <- dims$k
+  if (ncol(W) != k) {
+    stop_arg(arg, "parameters for k = ", k, " experts (a gate matrix `W` with ", k,
+             " columns); got ", ncol(W), " column(s)")
+  }
+  if (nrow(W) != dims$q) {
+    stop_arg(arg, "gate vectors of length ", dims$q, " (the gate covariates: `W` with ",
+             dims$q, " row(s)); got ", nrow(W))
+  }
+  if (length(params$gate$b0) != k) {
+    stop_arg(arg, "gate intercepts `b0` of length k = ", k, "; got length ", length(params$gate$b0))
+  }
   if (expert$family == "gaussian") {
-    if (length(dim(coef)) != 2 || nrow(coef) != dims$p) {
-      stop_arg("init", "a ", dims$p, " x ", dims$k, " matrix of expert coefficients")
+    if (length(dim(coef)) != 2 || !identical(dim(coef), as.integer(c(dims$p, k)))) {
+      stop_arg(arg, "a ", dims$p, " x ", k, " matrix of expert coefficients `coef` (one row per ",
+               "expert design column, one column per expert); got ", dim_string(coef))
     }
-    if (is.null(params$expert$sigma2)) stop_arg("init", "expert variances `sigma2`")
-  } else if (!identical(dim(coef), as.integer(c(dims$p, dims$K - 1, dims$k)))) {
-    stop_arg("init", "a ", dims$p, " x ", dims$K - 1, " x ", dims$k,
-             " array of multinomial expert coefficients")
+    s2 <- params$expert$sigma2
+    if (is.null(s2) && need_sigma2) stop_arg(arg, "expert variances `sigma2` (Gaussian experts)")
+    if (!is.null(s2) && (length(s2) != k || any(s2 <= 0))) {
+      stop_arg(arg, k, " positive expert variances `sigma2`; got ", describe_values(s2))
+    }
+  } else if (!identical(dim(coef), as.integer(c(dims$p, dims$K - 1, k)))) {
+    stop_arg(arg, "a ", dims$p, " x ", dims$K - 1, " x ", k,
+             " array of multinomial expert coefficients `coef`; got ", dim_string(coef))
   }
   params
+}
+
+# Types, finiteness and signs of a parameter list, before any shape check.
+check_params_types <- function(params, arg) {
+  if (!is.list(params) || !is.list(params$gate) || !is.list(params$expert)) {
+    stop_arg(arg, "a moe_params object (a list with elements `gate` and `expert`)", got = params)
+  }
+  num <- function(x, what) {
+    if (is.null(x) || !(is.numeric(x) || is.logical(x) && all(is.na(x))) || length(x) == 0) {
+      stop_arg(arg, "numeric ", what, got = x)
+    }
+    if (any(!is.finite(x))) stop_arg(arg, "finite ", what, " (no NA, NaN or Inf)")
+    storage.mode(x) <- "double"
+    x
+  }
+  W <- params$gate$W
+  if (!is.null(W) && is.null(dim(W)) && is.numeric(W)) W <- matrix(W, nrow = 1)
+  W <- num(W, "gate vectors `W`")
+  if (length(dim(W)) != 2) stop_arg(arg, "a matrix of gate vectors `W`; got ", dim_string(W))
+  params$gate$W <- W
+  params$gate$b0 <- as.numeric(num(params$gate$b0, "gate intercepts `b0`"))
+  tau <- params$gate$tau %||% 1
+  if (!is.numeric(tau) || length(tau) != 1 || !is.finite(tau) || tau <= 0) {
+    stop_arg(arg, "a single positive temperature `tau`; got ", describe_values(tau))
+  }
+  params$gate$tau <- as.numeric(tau)
+  coef <- num(params$expert$coef, "expert coefficients `coef`")
+  if (is.null(dim(coef))) coef <- matrix(coef, ncol = 1)
+  params$expert$coef <- coef
+  if (!is.null(params$expert$sigma2)) {
+    params$expert$sigma2 <- as.numeric(num(params$expert$sigma2, "expert variances `sigma2`"))
+  }
+  params
+}
+
+dim_string <- function(x) {
+  d <- dim(x)
+  if (is.null(d)) paste0("a vector of length ", length(x)) else paste0("dimensions ", paste(d, collapse = " x "))
+}
+
+describe_values <- function(x) {
+  if (length(x) == 0) return("nothing")
+  s <- paste(format(utils::head(x, 5)), collapse = ", ")
+  paste0(length(x), " value(s): ", s, if (length(x) > 5) ", ...")
+}
+
+# Parameters used to evaluate a model at design matrices X (expert) and U
+# (gate input): shapes must match before any compiled call.
+check_params_design <- function(params, X, U, expert, arg) {
+  params <- check_params_types(params, arg)
+  coef <- params$expert$coef
+  k <- ncol(params$gate$W)
+  K <- if (expert$family == "multinomial") {
+    if (length(dim(coef)) != 3) {
+      stop_arg(arg, "multinomial expert coefficients: a p x (K - 1) x k array; got ", dim_string(coef))
+    }
+    dim(coef)[2] + 1L
+  } else 0L
+  dims <- list(k = k, q = ncol(U), p = ncol(X), K = K)
+  check_params(params, dims, expert, NULL, arg, need_sigma2 = FALSE)
 }
 
 # ---- conversions to and from the C++ layout ---------------------------------

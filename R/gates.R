@@ -97,6 +97,9 @@ gate <- function(score = "inner", activation = "identity", normalizer = "softmax
   check_flag(estimate_temperature, "estimate_temperature")
   check_number(eps_w, "eps_w", lower = 0)
   check_number(eps_u, "eps_u", lower = 0)
+  if (!is.character(name) || length(name) != 1 || is.na(name)) {
+    stop_arg("name", "a single string (a label for printed output)", got = name)
+  }
   if (score == "perturbed_cosine" && eps_w == 0 && eps_u == 0) {
     stop_arg("eps_w", "positive perturbation constants for the perturbed cosine score ",
              "(`eps_w` or `eps_u` > 0); with both zero use score = \"cosine\"")
@@ -150,6 +153,9 @@ gate_activation <- function(activation = "tanh", temperature = 1,
 #' @param normalize Logical: normalize the sigmoid weights to sum to one?
 #' @export
 gate_sigmoid <- function(temperature = 1, estimate_temperature = FALSE, normalize = TRUE) {
+  check_flag(normalize, "normalize")
+  check_flag(estimate_temperature, "estimate_temperature")
+  check_number(temperature, "temperature", lower = 0, lower_open = TRUE)
   gate(normalizer = if (isTRUE(normalize)) "normalized_sigmoid" else "sigmoid",
        temperature = temperature, estimate_temperature = estimate_temperature,
        name = if (estimate_temperature || temperature != 1) "sigmoid with temperature" else "sigmoid")
@@ -182,6 +188,8 @@ gate_modified_sigmoid <- function(form = c("logsigmoid", "normalized"), temperat
 #' @export
 gate_euclidean <- function(temperature = 1, estimate_temperature = TRUE, squared = TRUE,
                            normalize = TRUE) {
+  check_flag(squared, "squared")
+  check_flag(normalize, "normalize")
   gate(score = if (isTRUE(squared)) "euclidean_sq" else "euclidean",
        normalizer = if (isTRUE(normalize)) "normalized_sigmoid" else "sigmoid",
        temperature = temperature, estimate_temperature = estimate_temperature,
@@ -231,12 +239,14 @@ gate_cpp_spec <- function(g) {
 
 # Gate input before the C++ transform: a user function is applied in R.
 gate_input <- function(g, Z) {
+  storage.mode(Z) <- "double"
   if (is.null(g$transform_fun)) return(Z)
   U <- g$transform_fun(Z)
-  if (!is.matrix(U) || !is.numeric(U) || nrow(U) != nrow(Z) || anyNA(U)) {
-    stop_arg("transform", "a function returning a numeric matrix without NA and with ",
+  if (!is.matrix(U) || !is.numeric(U) || nrow(U) != nrow(Z) || any(!is.finite(U))) {
+    stop_arg("transform", "a function returning a finite numeric matrix with ",
              nrow(Z), " rows")
   }
+  storage.mode(U) <- "double"
   U
 }
 
@@ -275,21 +285,32 @@ print.moe_gate <- function(x, ...) {
 #' @export
 gate_weights <- function(gate, params, z, log = FALSE) {
   gate <- as_gate(gate)
+  check_flag(log, "log")
   gp <- if (inherits(params, "moe_params")) params$gate else params
   if (!is.list(gp) || is.null(gp$W) || is.null(gp$b0)) {
     stop_arg("params", "a moe_params object or a list with `W` and `b0`", got = params)
   }
-  W <- as.matrix(gp$W)
+  W <- gp$W
+  if (is.numeric(W) && is.null(dim(W))) W <- matrix(W, nrow = 1)
+  if (!is.numeric(W) || length(dim(W)) != 2 || length(W) == 0) {
+    stop_arg("params", "a numeric matrix `W` of gate vectors (q x k)", got = gp$W)
+  }
+  if (any(!is.finite(W))) stop_arg("params", "finite gate vectors `W` (no NA, NaN or Inf)")
+  storage.mode(W) <- "double"
+  b0 <- gp$b0
+  if (!is.numeric(b0) || length(b0) != ncol(W)) {
+    stop_arg("params", "numeric `b0` of length ncol(W) = ", ncol(W), got = b0)
+  }
+  if (any(!is.finite(b0))) stop_arg("params", "finite gate intercepts `b0` (no NA, NaN or Inf)")
   tau <- gp$tau %||% gate$temperature
   check_number(tau, "tau", lower = 0, lower_open = TRUE)
-  if (length(gp$b0) != ncol(W)) stop_arg("params", "`b0` of length ncol(W) = ", ncol(W))
   Z <- as_numeric_matrix(z, "z")
   check_finite_matrix(Z, "z")
   U <- gate_input(gate, Z)
   if (ncol(U) != nrow(W)) {
     stop_arg("z", "a matrix with ", nrow(W), " column(s) (rows of W); got ", ncol(U))
   }
-  lw <- cpp_gate_forward(U, gate_cpp_spec(gate), list(W = W, b0 = as.numeric(gp$b0), tau = tau),
+  lw <- cpp_gate_forward(U, gate_cpp_spec(gate), list(W = W, b0 = as.numeric(b0), tau = tau),
                          1L)$log_weights
   colnames(lw) <- colnames(W) %||% paste0("expert", seq_len(ncol(W)))
   if (isTRUE(log)) lw else exp(lw)

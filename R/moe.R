@@ -108,6 +108,10 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   })
   check_model_frame(mf)
   y <- Formula::model.part(fo, data = mf, lhs = 1, drop = TRUE)
+  if (NCOL(y) != 1) {
+    stop_arg("formula", "a formula with a single response column; got ", NCOL(y),
+             " (e.g. from cbind() on the left-hand side)")
+  }
   if (is.null(expert)) {
     expert <- if (is.factor(y) || is.character(y) || is.logical(y)) "multinomial" else "gaussian"
   }
@@ -155,12 +159,20 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
   if (is.null(colnames(Z))) colnames(Z) <- paste0("z", seq_len(ncol(Z)))
   check_finite_matrix(X, "x")
   check_finite_matrix(Z, "z")
-  if (missing(z) && ncol(Z) > 0 && nrow(Z) > 1) {
-    # The gate has its own intercepts: a constant column of x (an intercept
-    # the user added) is not a gate covariate, as in the formula method.
-    constant <- apply(Z, 2, function(v) all(v == v[1]))
-    Z <- Z[, !constant, drop = FALSE]
+  # Which columns of x the gate uses (attribute "from_x" of the stored z, so
+  # that predict() builds the same default z from new x); FALSE: its own z.
+  from_x <- FALSE
+  if (missing(z)) {
+    from_x <- seq_len(ncol(Z))
+    if (ncol(Z) > 0 && nrow(Z) > 1) {
+      # The gate has its own intercepts: a constant column of x (an intercept
+      # the user added) is not a gate covariate, as in the formula method.
+      constant <- apply(Z, 2, function(v) all(v == v[1]))
+      Z <- Z[, !constant, drop = FALSE]
+      from_x <- from_x[!constant]
+    }
   }
+  attr(Z, "from_x") <- from_x
   if (nrow(X) != NROW(y)) stop_arg("x", "a matrix with one row per response (", NROW(y), "); got ", nrow(X), " rows")
   if (nrow(Z) != NROW(y)) stop_arg("z", "a matrix with one row per response (", NROW(y), "); got ", nrow(Z), " rows")
   check_flag(intercept, "intercept")
@@ -227,6 +239,8 @@ as_numeric_matrix <- function(x, arg) {
   }
   if (is.numeric(x) && is.null(dim(x))) x <- matrix(x, ncol = 1)
   if (!is.matrix(x) || !is.numeric(x)) stop_arg(arg, "a numeric matrix", got = x)
+  # Integer matrices are valid input; the compiled code maps doubles.
+  storage.mode(x) <- "double"
   x
 }
 

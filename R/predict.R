@@ -1,9 +1,16 @@
 # Predictions: one row per row of newdata.
 
 # Gate weights, expert outputs and the mixture response at design matrices.
-moe_predict_core <- function(object, X, Z, nthreads = object$control$nthreads %||% 1L) {
-  cp <- params_to_cpp(object$params, object$expert, object$k)
+moe_predict_core <- function(object, X, Z, nthreads = object$control$nthreads %||% 1L,
+                             arg = "object") {
   U <- gate_input(object$gate, Z)
+  storage.mode(X) <- "double"
+  storage.mode(U) <- "double"
+  object$params <- check_params_design(object$params, X, U, object$expert, arg)
+  if (ncol(object$params$gate$W) != object$k) {
+    stop_arg(arg, "parameters for its k = ", object$k, " experts")
+  }
+  cp <- params_to_cpp(object$params, object$expert, object$k)
   lw <- cpp_gate_forward(U, gate_cpp_spec(object$gate), cp$gate, nthreads)$log_weights
   G <- exp(lw)
   enames <- paste0("expert", seq_len(object$k))
@@ -176,7 +183,18 @@ new_design_matrix <- function(object, newdata, need_y) {
   if (ncol(X) != ncol(object$x)) {
     stop_arg("newdata", "an `x` with ", ncol(object$x) - has_intercept, " columns; got ", ncol(x))
   }
-  Z <- if (is.null(newdata$z)) x else as_numeric_matrix(newdata$z, "newdata")
+  from_x <- attr(object$z, "from_x")
+  Z <- if (!is.null(newdata$z)) {
+    as_numeric_matrix(newdata$z, "newdata")
+  } else if (isFALSE(from_x)) {
+    stop_arg("newdata", "a list with the gate covariates `z` as well as `x`: the model was ",
+             "fitted with its own `z`")
+  } else if (is.null(from_x)) {
+    x
+  } else {
+    # The default z of the fit: x without the columns that were constant there.
+    x[, from_x[from_x <= ncol(x)], drop = FALSE]
+  }
   if (ncol(Z) != ncol(object$z)) stop_arg("newdata", "a `z` with ", ncol(object$z), " columns; got ", ncol(Z))
   if (nrow(Z) != nrow(X)) stop_arg("newdata", "`x` and `z` with the same number of rows")
   if (need_y && is.null(newdata$y)) stop_arg("newdata", "the response `y` for posterior probabilities")

@@ -391,8 +391,8 @@ density_error <- function(fit, truth, n_mc = 1e4, x_dist = NULL, gate = NULL, ex
   n_mc <- check_count(n_mc, "n_mc")
   n_nodes <- check_count(n_nodes, "n_nodes")
   design <- error_design(fit, spec, n_mc, x_dist)
-  fitted_parts <- model_parts(spec$params, spec, design$X, design$Z)
-  true_parts <- model_parts(truth, spec, design$X, design$Z)
+  fitted_parts <- model_parts(spec$params, spec, design$X, design$Z, arg = "fit")
+  true_parts <- model_parts(truth, spec, design$X, design$Z, arg = "truth")
   per_x <- list()
   if (spec$method == "lsq") {
     per_x$l2 <- (fitted_parts$response - true_parts$response)^2
@@ -447,12 +447,12 @@ error_design <- function(fit, spec, n_mc, x_dist) {
 }
 
 # Gate weights and expert outputs of a parameter set at design matrices.
-model_parts <- function(params, spec, X, Z) {
+model_parts <- function(params, spec, X, Z, arg = "params") {
   coef <- params$expert$coef
   K <- if (length(dim(coef)) == 3) dim(coef)[2] + 1L else 0L
   model <- list(params = params, expert = spec$expert, gate = spec$gate, k = ncol(params$gate$W),
                 levels = if (K > 0) paste0("class", seq_len(K)), control = list(nthreads = 1L))
-  moe_predict_core(model, X, Z)
+  moe_predict_core(model, X, Z, arg = arg)
 }
 
 # Per-x Hellinger distance and total variation between two Gaussian mixtures,
