@@ -44,6 +44,14 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args)
   n <- NROW(y)
   if (nrow(X) != n) stop_arg("X", "a matrix with one row per response (", n, "); got ", nrow(X), " rows")
   if (nrow(Z) != n) stop_arg("Z", "a matrix with one row per response (", n, "); got ", nrow(Z), " rows")
+  if (ncol(X) == 0) {
+    # An expert with no coefficients at all (zero mean, or uniform class
+    # probabilities) is not a regression; the compiled M-steps need at least
+    # one column.
+    stop_arg(design_args$x, "an expert design with at least one column; got none",
+             " (for experts with a constant mean or constant class probabilities keep the ",
+             "intercept: `y ~ 1 | z`)")
+  }
   resp <- response_matrix(y, expert)
   if (method == "lsq" && expert$family != "gaussian") {
     stop_arg("method", '"ml" for multinomial experts: least squares needs a regression function')

@@ -119,3 +119,15 @@ test_that("constructor flags and counts are validated", {
   expect_error(moe_control(accelerate = character(0)), class = "moe_error_accelerate")
   expect_no_warning(moe_control(maxit = 1e6))
 })
+
+test_that("an expert design without columns is refused with a clear error", {
+  d <- validation_data()
+  d$cls <- factor(ifelse(d$y > 0, "a", "b"))
+  expect_error(moe(y ~ 0 | z, data = d, k = 2), class = "moe_error_formula")
+  expect_error(moe(y ~ -1 | z, data = d, k = 2), "y ~ 1 | z")
+  expect_error(moe(cls ~ 0 | z, data = d, k = 2), class = "moe_error_formula")
+  expect_error(moe_fit(d$y, matrix(0, nrow(d), 0), matrix(d$z), k = 2), class = "moe_error_X")
+  # The intercept-only expert (a constant mean) is supported.
+  expect_s3_class(moe(y ~ 1 | z, data = d, k = 2), "moe")
+  expect_s3_class(moe(cls ~ 1 | z, data = d, k = 2), "moe")
+})
