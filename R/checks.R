@@ -18,11 +18,17 @@ describe <- function(x) {
   paste0("an object of class ", paste(class(x), collapse = "/"), " and length ", length(x))
 }
 
+# One of `choices`, matched as match.arg() matches: exactly, or as the unique
+# choice that `x` abbreviates ("resp" for "response"). Returns the full choice.
 check_choice <- function(x, choices, arg) {
-  if (!is.character(x) || length(x) != 1 || is.na(x) || !x %in% choices) {
-    stop_arg(arg, "one of ", paste0('"', choices, '"', collapse = ", "), got = x)
+  i <- if (is.character(x) && length(x) == 1 && !is.na(x) && nzchar(x)) pmatch(x, choices) else NA
+  if (is.na(i)) {
+    ambiguous <- is.character(x) && length(x) == 1 && !is.na(x) && nzchar(x) &&
+      sum(startsWith(choices, x)) > 1
+    stop_arg(arg, "one of ", paste0('"', choices, '"', collapse = ", "),
+             if (ambiguous) " (an abbreviation must match only one)", got = x)
   }
-  x
+  choices[[i]]
 }
 
 check_flag <- function(x, arg) {
@@ -108,7 +114,8 @@ check_finite_matrix <- function(x, arg) {
 }
 
 # match.arg() with a classed error naming the argument: the choices are the
-# default of the calling function's formal of the same name.
+# default of the calling function's formal of the same name; unique
+# abbreviations match, as in match.arg().
 match_arg <- function(arg) {
   name <- deparse(substitute(arg))
   parent <- sys.parent()

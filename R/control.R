@@ -61,17 +61,9 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
   check_number(gate_tol, "gate_tol", lower = 0, lower_open = TRUE)
   expert_maxit <- check_count(expert_maxit, "expert_maxit")
   check_number(expert_tol, "expert_tol", lower = 0, lower_open = TRUE)
-  check_init(init)
-  if (!is.character(accelerate) || length(accelerate) == 0 ||
-      !all(accelerate %in% c("none", "squarem"))) {
-    stop_arg("accelerate", '"none" or "squarem"', got = accelerate)
-  }
-  accelerate <- accelerate[1]
-  if (!is.character(gate_optimizer) || length(gate_optimizer) == 0 ||
-      !all(gate_optimizer %in% c("fisher", "lbfgs"))) {
-    stop_arg("gate_optimizer", '"fisher" or "lbfgs"', got = gate_optimizer)
-  }
-  gate_optimizer <- gate_optimizer[1]
+  init <- check_init(init)
+  accelerate <- match_arg(accelerate)
+  gate_optimizer <- match_arg(gate_optimizer)
   structure(list(tol = tol, maxit = maxit, n_starts = n_starts, init = init,
                  nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
                  gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
@@ -79,9 +71,13 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
             class = "moe_control")
 }
 
+# The start rule; a string may abbreviate "kmeans" or "random".
 check_init <- function(init) {
-  ok <- (is.character(init) && length(init) == 1 && init %in% c("kmeans", "random")) ||
-    is.function(init) || inherits(init, "moe_params") ||
+  if (is.character(init) && length(init) == 1 && !is.na(init) && nzchar(init)) {
+    i <- pmatch(init, c("kmeans", "random"))
+    if (!is.na(i)) return(invisible(c("kmeans", "random")[[i]]))
+  }
+  ok <- is.function(init) || inherits(init, "moe_params") ||
     (is.list(init) && length(init) > 0 && all(vapply(init, inherits, TRUE, "moe_params")))
   if (!ok) {
     stop_arg("init", '"kmeans", "random", a moe_params object, a list of them, ',

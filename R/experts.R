@@ -44,10 +44,10 @@ expert_multinomial <- function() {
 
 as_expert <- function(x, arg = "expert") {
   if (inherits(x, "moe_expert")) return(x)
-  if (is.character(x) && length(x) == 1) {
-    if (x == "gaussian") return(expert_gaussian())
-    if (x == "multinomial") return(expert_multinomial())
-  }
+  i <- if (is.character(x) && length(x) == 1 && !is.na(x) && nzchar(x)) {
+    pmatch(x, c("gaussian", "multinomial"))
+  } else NA
+  if (!is.na(i)) return(if (i == 1) expert_gaussian() else expert_multinomial())
   stop_arg(arg, 'an expert object (see ?expert_gaussian), "gaussian" or "multinomial"', got = x)
 }
 

@@ -30,11 +30,18 @@ moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(
 # moe_fit() with the names its design-rank errors give X and Z: moe() passes
 # the user's own (`x`, `z` or `formula`), so the check runs once per fit.
 # `method` is already matched ("ml" or "lsq").
-fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args) {
+fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
+                         offset = NULL) {
   control <- as_control(control)
   gate <- as_gate(gate)
   expert <- as_expert(expert)
   k <- check_count(k, "k")
+  if (!is.null(offset)) {
+    offset <- check_offset(offset, NROW(y), expert, gate, method)
+    # An offset enters the linear predictor of every (identity-mean) expert
+    # with coefficient one: the model for y is the model for y - offset.
+    if (is.numeric(y)) y <- y - offset
+  }
   if (!is.matrix(X)) stop_arg("X", "a numeric matrix", got = X)
   if (!is.matrix(Z)) stop_arg("Z", "a numeric matrix", got = Z)
   check_finite_matrix(X, "X")
@@ -104,6 +111,29 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args)
   out$dims <- dims
   signal_fit_problems(out, method)
   out
+}
+
+# An offset in the expert linear predictor: a known term added to every
+# expert's mean. With identity means and a normalised gate it shifts the
+# mixture mean by the same amount, so the fit is the fit of y - offset.
+check_offset <- function(offset, n, expert, gate, method) {
+  if (!is.numeric(offset) || length(offset) != n || any(!is.finite(offset))) {
+    stop_arg("offset", "a finite numeric vector with one value per observation (", n, ")",
+             got = offset)
+  }
+  if (expert$family != "gaussian") {
+    stop_arg("offset", "NULL for multinomial experts: a term common to all classes cancels ",
+             "in the class probabilities; put class-specific terms in the formula")
+  }
+  if (expert$activation != "identity") {
+    stop_arg("offset", "NULL for experts with a non-linear mean (activation \"",
+             expert$activation, "\"): offsets are supported for identity means")
+  }
+  if (method == "lsq" && !gate_info(gate, 1L, 2L)$normalized) {
+    stop_arg("offset", "NULL for least squares with an unnormalised gate, whose weights ",
+             "do not sum to one")
+  }
+  as.numeric(offset)
 }
 
 # Response as the matrix the C++ side reads: n x 1 for Gaussian experts,

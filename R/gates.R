@@ -223,9 +223,8 @@ as_gate <- function(x, arg = "gate") {
                        sigmoid = gate_sigmoid, modified_sigmoid = gate_modified_sigmoid,
                        euclidean = gate_euclidean, cosine = gate_cosine,
                        perturbed_cosine = gate_perturbed_cosine)
-  if (is.character(x) && length(x) == 1 && x %in% names(constructors)) {
-    return(constructors[[x]]())
-  }
+  i <- if (is.character(x) && length(x) == 1 && !is.na(x) && nzchar(x)) pmatch(x, names(constructors)) else NA
+  if (!is.na(i)) return(constructors[[i]]())
   stop_arg(arg, "a gate object (see ?gate) or one of ",
            paste0('"', names(constructors), '"', collapse = ", "), got = x)
 }

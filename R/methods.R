@@ -49,6 +49,11 @@ free_layout <- function(object) {
   list(values = values, n_gate = length(gate_values), variance = variance, kw = kw, kb = kb)
 }
 
+# The response the compiled code fitted: y minus the expert offset.
+fit_response <- function(object) {
+  if (is.null(object$offset)) object$y else as.numeric(object$y) - object$offset
+}
+
 # ---- observed information ----------------------------------------------------
 
 # Observed information: minus the Hessian of the log-likelihood, by central
@@ -58,7 +63,7 @@ free_layout <- function(object) {
 observed_information <- function(object) {
   cp <- params_to_cpp(object$params, object$expert, object$k)
   U <- gate_input(object$gate, object$z)
-  Y <- response_matrix(object$y, object$expert)$Y
+  Y <- response_matrix(fit_response(object), object$expert)$Y
   gs <- gate_cpp_spec(object$gate)
   nt <- object$control$nthreads %||% 1L
   if (object$method == "lsq") {
@@ -212,7 +217,13 @@ information_inverse <- function(info, nm) {
 #'   `vcov()`: a square matrix named like `coef()`. `fitted()`: the mixture
 #'   mean (Gaussian) or the n x K matrix of class probabilities (multinomial).
 #'   `residuals()`: a vector or matrix like `fitted()`. `logLik()`: a `logLik`
-#'   object. `nobs()`: the number of observations. `formula()`: the model
+#'   object. `nobs()`: the number of observations. `deviance()`: minus twice
+#'   the log-likelihood. `df.residual()`: `nobs()` minus the number of free
+#'   parameters (the `df` of `logLik()`). `sigma()`: the expert noise standard
+#'   deviations, one per expert (least squares: the common one).
+#'   `model.matrix()`: the expert or gate design matrix. `terms()`: the terms
+#'   of the formula part. `weights()`: the case weights (ones for an
+#'   unweighted fit). `formula()`: the model
 #'   formula. `model.frame()`: the model frame. `print()`: `x`, invisibly.
 #' @seealso [summary.moe()], [predict.moe()], [plot.moe()], [simulate.moe()].
 #' @examples
@@ -264,7 +275,7 @@ residuals.moe <- function(object, type = c("response", "pearson"), ...) {
       res <- res / sqrt(object$sigma2)
     } else {
       # Variance of the mixture: E[Var] + Var[E] over the gate weights.
-      core <- moe_predict_core(object, object$x, object$z)
+      core <- moe_predict_core(object, object$x, object$z, offset = object$offset)
       s2 <- object$params$expert$sigma2
       second <- rowSums(core$gate * (sweep(core$expert^2, 2, s2, "+")))
       res <- res / sqrt(second - core$response^2)
@@ -282,6 +293,54 @@ logLik.moe <- function(object, ...) {
 #' @rdname moe-methods
 #' @export
 nobs.moe <- function(object, ...) object$nobs
+
+#' @rdname moe-methods
+#' @export
+deviance.moe <- function(object, ...) -2 * object$loglik
+
+#' @rdname moe-methods
+#' @export
+df.residual.moe <- function(object, ...) object$nobs - object$df
+
+#' @rdname moe-methods
+#' @export
+sigma.moe <- function(object, ...) {
+  if (object$expert$family != "gaussian") {
+    stop_arg("object", "a fit with Gaussian experts: multinomial experts have no noise scale")
+  }
+  if (object$method == "lsq") return(c(sigma = sqrt(object$sigma2)))
+  sqrt(object$params$expert$sigma2)
+}
+
+#' @rdname moe-methods
+#' @param part For `model.matrix()` and `terms()`: `"expert"` (the expert
+#'   design, intercept column included), `"gate"` (the gate covariates, without
+#'   the gate's own intercepts); `terms()` also `"full"` (the terms of the
+#'   whole formula, both parts).
+#' @export
+model.matrix.moe <- function(object, part = c("expert", "gate"), ...) {
+  check_dots(...)
+  part <- match_arg(part)
+  if (part == "expert") object$x else object$z
+}
+
+#' @rdname moe-methods
+#' @export
+terms.moe <- function(x, part = c("expert", "gate", "full"), ...) {
+  check_dots(...)
+  part <- match_arg(part)
+  if (is.null(x$terms)) {
+    stop_arg("x", "a fit from the formula interface of moe(); this fit came from matrices")
+  }
+  x$terms[[part]]
+}
+
+#' @rdname moe-methods
+#' @export
+weights.moe <- function(object, ...) {
+  w <- object$weights %||% rep(1, nrow(object$x))
+  stats::naresid(object$na.action, w)
+}
 
 #' @rdname moe-methods
 #' @export

@@ -42,6 +42,19 @@
 #' @param control Computational settings from [moe_control()].
 #' @param subset,na.action As in [stats::lm()]: rows with missing values are
 #'   dropped by the default `na.action` (`getOption("na.action")`).
+#' @param offset An offset in the expert linear predictor, as in [stats::lm()]:
+#'   a known term added to the mean of every expert, evaluated in `data` (the
+#'   formula may hold `offset()` terms in its expert part too; all are
+#'   summed). With one expert the fit equals `lm(..., offset = )`. Supported
+#'   for Gaussian experts with the identity mean (and, for least squares, a
+#'   normalised gate); multinomial experts refuse it, since a term common to
+#'   all classes cancels in the class probabilities. Gate offsets (after the
+#'   bar) are refused for the same reason. `fitted()` and `predict()` include
+#'   the offset (`predict()` the one of `newdata`). For the matrix method a
+#'   numeric vector, one value per row.
+#' @param contrasts `NULL` or a named list of contrasts for factors, as the
+#'   `contrasts.arg` of [stats::model.matrix()] (and `contrasts` of
+#'   [stats::lm()]); used for the expert and the gate design alike.
 #' @param model Logical: keep the model frame in the fit (needed by `update()`
 #'   and `model.frame()` without `data`)?
 #' @param y Response for the matrix method.
@@ -62,7 +75,8 @@
 #'   the work of the kept start's gate M-steps summed over its EM iterations,
 #'   a named vector of accepted `steps`, full Fisher-scoring `passes` and
 #'   objective-only `light_passes`; a slow fit with many passes per EM
-#'   iteration is worth a look at `gate_maxit`).
+#'   iteration is worth a look at `gate_maxit`), `offset` (the expert offset,
+#'   or `NULL`).
 #' @seealso [gate()], [expert_gaussian()], [moe_control()], [predict.moe()],
 #'   [rmoe()].
 #' @examples
@@ -82,7 +96,7 @@ moe <- function(x, ...) UseMethod("moe")
 #' @export
 moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
                         method = c("ml", "lsq"), control = moe_control(), subset,
-                        na.action, model = TRUE, ...) {
+                        na.action, offset, contrasts = NULL, model = TRUE, ...) {
   check_dots(...)
   cl <- match.call()
   # Store the call to the generic: the method is not exported, so update()
@@ -98,7 +112,7 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
     stop_arg("formula", "of the form `y ~ expert covariates | gate covariates` (at most one bar)")
   }
   mf <- match.call(expand.dots = FALSE)
-  mf <- mf[c(1L, match(c("formula", "data", "subset", "na.action"), names(mf), 0L))]
+  mf <- mf[c(1L, match(c("formula", "data", "subset", "na.action", "offset"), names(mf), 0L))]
   mf$formula <- fo
   mf$drop.unused.levels <- TRUE
   mf[[1L]] <- quote(stats::model.frame)
@@ -117,33 +131,44 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   }
   expert <- as_expert(expert)
   if (expert$family == "multinomial" && !is.factor(y)) y <- factor(y)
-  X <- stats::model.matrix(fo, data = mf, rhs = 1)
   terms_x <- stats::terms(fo, data = mf, rhs = 1)
   has_gate_part <- length(fo)[2] == 2
-  Z <- if (has_gate_part) stats::model.matrix(fo, data = mf, rhs = 2) else X
+  terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
+  check_contrasts(contrasts, mf)
+  X <- stats::model.matrix(fo, data = mf, rhs = 1,
+                           contrasts.arg = part_contrasts(contrasts, terms_x))
+  Z <- if (has_gate_part) {
+    stats::model.matrix(fo, data = mf, rhs = 2, contrasts.arg = part_contrasts(contrasts, terms_z))
+  } else X
   Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
   check_finite_matrix(X, "data")
   check_finite_matrix(Z, "data")
-  terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
+  if (has_gate_part && !is.null(attr(terms_z, "offset"))) {
+    stop_arg("formula", "free of offset() terms in the gate part (after the bar): a gate ",
+             "offset common to all experts cancels in the normalised gate weights; put ",
+             "offsets in the expert part")
+  }
+  offset <- formula_offset(mf, terms_x)
   fit <- fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method,
                       control = control,
                       design_args = design_args("formula", "formula",
                         " (the expert part of the formula)",
-                        " (the gate part of the formula, beside the gate's own intercept)"))
+                        " (the gate part of the formula, beside the gate's own intercept)"),
+                      offset = offset)
   new_moe(fit, call = cl, formula = fo,
           terms = list(full = stats::terms(mf), expert = terms_x, gate = terms_z),
           xlevels = stats::.getXlevels(stats::terms(mf), mf),
           contrasts = list(expert = attr(X, "contrasts"), gate = attr(Z, "contrasts")),
           na.action = attr(mf, "na.action"), k = k, expert = expert, gate = gate,
           method = method, control = control, y = y, X = X, Z = Z,
-          model = if (isTRUE(model)) mf)
+          model = if (isTRUE(model)) mf, offset = offset)
 }
 
 #' @rdname moe
 #' @export
 moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                         method = c("ml", "lsq"), control = moe_control(), intercept = TRUE,
-                        ...) {
+                        offset = NULL, ...) {
   check_dots(...)
   cl <- match.call()
   # Store the call to the generic: the method is not exported, so update()
@@ -186,15 +211,17 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                       control = control,
                       design_args = design_args("x", "z",
                         if (intercept) " (moe() adds an intercept column: use intercept = FALSE if x has one)" else "",
-                        " (beside the gate's own intercept)"))
+                        " (beside the gate's own intercept)"),
+                      offset = offset)
   new_moe(fit, call = cl, formula = NULL, terms = NULL, xlevels = NULL, contrasts = NULL,
           na.action = NULL, k = k, expert = expert, gate = gate, method = method,
-          control = control, y = y, X = X, Z = Z, model = NULL)
+          control = control, y = y, X = X, Z = Z, model = NULL,
+          offset = if (!is.null(offset)) as.numeric(offset))
 }
 
 # The fitted-object constructor: fixed component order, documented in ?moe.
 new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k, expert,
-                    gate, method, control, y, X, Z, model) {
+                    gate, method, control, y, X, Z, model, offset = NULL) {
   obj <- list(call = call, formula = formula, terms = terms, xlevels = xlevels,
               contrasts = contrasts, na.action = na.action, k = as.integer(k),
               expert = expert, gate = gate, method = method, control = control,
@@ -203,9 +230,9 @@ new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k,
               start_objective = fit$start_objective, posterior = NULL,
               fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
               sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
-              levels = fit$dims$levels, gate_work = fit$gate_work)
+              levels = fit$dims$levels, gate_work = fit$gate_work, offset = offset)
   class(obj) <- c(paste0("moe_", expert$family), "moe")
-  pred <- moe_predict_core(obj, X, Z)
+  pred <- moe_predict_core(obj, X, Z, offset = offset)
   obj$posterior <- if (method == "ml") fit$posterior else NULL
   if (!is.null(obj$posterior)) dimnames(obj$posterior) <- list(rownames(X), paste0("expert", seq_len(k)))
   if (expert$family == "gaussian") {
@@ -218,6 +245,47 @@ new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k,
     dimnames(obj$residuals) <- dimnames(pred$prob)
   }
   obj
+}
+
+# The offset of the expert part: the sum of its offset() terms and of the
+# `offset` argument (model.frame's "(offset)" column), or NULL.
+formula_offset <- function(mf, terms_x) {
+  vars <- vapply(as.list(attr(terms_x, "variables"))[-1], function(v) paste(deparse(v), collapse = ""), "")
+  nm <- c(vars[attr(terms_x, "offset")], if ("(offset)" %in% names(mf)) "(offset)")
+  if (length(nm) == 0) return(NULL)
+  off <- rep(0, nrow(mf))
+  for (v in nm) {
+    o <- mf[[v]]
+    if (!is.numeric(o) || NCOL(o) != 1) stop_arg("offset", "a numeric vector", got = o)
+    off <- off + as.numeric(o)
+  }
+  stats::setNames(off, rownames(mf))
+}
+
+# `contrasts` as in lm(): NULL or a named list, one element per factor of
+# the model (a contrasts function, its name, or a contrast matrix).
+check_contrasts <- function(contrasts, mf) {
+  if (is.null(contrasts)) return(invisible(NULL))
+  if (!is.list(contrasts) || is.null(names(contrasts)) || any(names(contrasts) == "")) {
+    stop_arg("contrasts", "NULL or a named list (factor name = contrasts), as in lm()",
+             got = contrasts)
+  }
+  factors <- names(mf)[vapply(mf, function(v) is.factor(v) || is.character(v), TRUE)]
+  unknown <- setdiff(names(contrasts), factors)
+  if (length(unknown)) {
+    stop_arg("contrasts", "a list naming factors of the model (",
+             if (length(factors)) paste(factors, collapse = ", ") else "there are none",
+             "); unknown: ", paste(unknown, collapse = ", "))
+  }
+  invisible(contrasts)
+}
+
+# The contrasts of the factors that occur in one part of the formula.
+part_contrasts <- function(contrasts, tt) {
+  if (is.null(contrasts)) return(NULL)
+  vars <- vapply(as.list(attr(tt, "variables"))[-1], function(v) paste(deparse(v), collapse = ""), "")
+  out <- contrasts[names(contrasts) %in% vars]
+  if (length(out)) out else NULL
 }
 
 check_dots <- function(...) {

@@ -11,4 +11,5 @@
 #' @importFrom Rcpp sourceCpp
 #' @importFrom stats coef fitted residuals predict simulate logLik nobs vcov formula
 #'   model.frame update AIC BIC
+#' @importFrom stats deviance df.residual sigma model.matrix terms weights
 "_PACKAGE"

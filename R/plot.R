@@ -148,10 +148,11 @@ plot_fit <- function(x, covariate, ...) {
   Zg <- grid_matrix(x$z, grid, which(colnames(x$z) == name))
   core <- moe_predict_core(x, Xg, Zg)
   col <- expert_colours(x$k)
-  y <- as.numeric(x$y)
+  # The curves leave the offset out, so the data are shown without it too.
+  y <- as.numeric(fit_response(x))
   plot_with(list(x = ec$X[, j], y = y, pch = 19, cex = 0.4,
                  col = grDevices::adjustcolor("grey40", 0.4), xlab = name,
-                 ylab = "response", main = "Experts and mixture mean"), ...)
+                 ylab = if (is.null(x$offset)) "response" else "response - offset", main = "Experts and mixture mean"), ...)
   graphics::matlines(grid, core$expert, lty = 2, lwd = 2, col = col)
   graphics::lines(grid, core$response, lwd = 2.5, col = "black")
   graphics::legend("topleft", legend = c(paste("expert", seq_len(x$k)), "mixture mean"),

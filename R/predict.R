@@ -1,8 +1,10 @@
 # Predictions: one row per row of newdata.
 
 # Gate weights, expert outputs and the mixture response at design matrices.
+# `offset`: the expert offset of these rows (NULL: none), added to every
+# expert mean.
 moe_predict_core <- function(object, X, Z, nthreads = object$control$nthreads %||% 1L,
-                             arg = "object") {
+                             arg = "object", offset = NULL) {
   U <- gate_input(object$gate, Z)
   storage.mode(X) <- "double"
   storage.mode(U) <- "double"
@@ -18,6 +20,7 @@ moe_predict_core <- function(object, X, Z, nthreads = object$control$nthreads %|
   if (object$expert$family == "gaussian") {
     ev <- cpp_expert_eval(X, matrix(0, 0, 1), expert_cpp_spec(object$expert), cp$expert, nthreads)
     Mu <- ev$mean
+    if (!is.null(offset)) Mu <- Mu + offset
     dimnames(Mu) <- list(rownames(X), enames)
     return(list(gate = G, expert = Mu, response = rowSums(G * Mu), log_gate = lw))
   }
@@ -47,7 +50,9 @@ expert_class_probs <- function(coef, X, levels) {
 #' @param newdata A data frame with the covariates (and, for
 #'   `type = "posterior"`, the response). Missing: the data the model was fitted
 #'   to. For fits from the matrix interface, a list with elements `x`, `z`
-#'   (default `x`) and `y`, or a matrix used as `x`.
+#'   (default `x`), `y` and, for fits with an offset, `offset`; or a matrix
+#'   used as `x`. The expert offset of a fit (see [moe()]) is taken from
+#'   `newdata`.
 #' @param type What to predict:
 #'   * `"response"`: the mixture mean \eqn{\sum_i G_i(z) \mu_i(x)} (Gaussian) or
 #'     the class probabilities (multinomial);
@@ -58,9 +63,18 @@ expert_class_probs <- function(coef, X, levels) {
 #'     expert class probabilities (multinomial);
 #'   * `"posterior"`: the n x k posterior expert probabilities given the
 #'     response (likelihood fits).
-#' @param ... Unused.
+#' @param se.fit Logical: also return standard errors, by the delta method
+#'   from [vcov.moe()] (central differences of the prediction in the free
+#'   parameters)? Available for `type = "response"`, `"prob"`, `"gate"` and
+#'   `"expert"`. A standard error is `NA` when the prediction moves along a
+#'   parameter direction whose variance the likelihood does not identify.
+#' @param ... Unused: anything else (`interval = `, a misspelt argument) is
+#'   an error.
 #' @return A vector, matrix or array with one row per row of `newdata`; rows
-#'   of `newdata` with missing values give `NA`.
+#'   of `newdata` with missing values give `NA`. Without `newdata`, rows that
+#'   `na.action = na.exclude` dropped from the fit are `NA`, as in
+#'   [stats::predict.lm()]. With `se.fit = TRUE`, a list with `fit` (that
+#'   result) and `se.fit` (its standard errors, of the same shape).
 #' @examples
 #' set.seed(2)
 #' d <- data.frame(x = runif(300, -1, 1))
@@ -68,11 +82,18 @@ expert_class_probs <- function(coef, X, levels) {
 #' fit <- moe(y ~ x, data = d, k = 2)
 #' predict(fit, newdata = data.frame(x = c(-0.5, 0, 0.5)))
 #' predict(fit, newdata = data.frame(x = c(-0.5, 0, 0.5)), type = "gate")
+#' predict(fit, newdata = data.frame(x = c(-0.5, 0, 0.5)), se.fit = TRUE)
 #' @export
 predict.moe <- function(object, newdata,
                         type = c("response", "prob", "class", "gate", "expert", "posterior"),
-                        ...) {
+                        se.fit = FALSE, ...) {
+  check_dots(...)
   type <- match_arg(type)
+  check_flag(se.fit, "se.fit")
+  if (se.fit && type %in% c("class", "posterior")) {
+    stop_arg("se.fit", "FALSE for type = \"", type, "\" (standard errors are available for ",
+             "\"response\", \"prob\", \"gate\" and \"expert\")")
+  }
   multinomial <- object$expert$family == "multinomial"
   if (type %in% c("prob", "class") && !multinomial) {
     stop_arg("type", '"response", "gate", "expert" or "posterior" for Gaussian experts', got = type)
@@ -80,22 +101,82 @@ predict.moe <- function(object, newdata,
   if (type == "posterior" && object$method != "ml") {
     stop_arg("type", "not \"posterior\" for a least-squares fit, which has no expert densities")
   }
-  nd <- if (missing(newdata) || is.null(newdata)) {
-    list(X = object$x, Z = object$z, y = object$y, keep = rep(TRUE, nrow(object$x)))
+  own_data <- missing(newdata) || is.null(newdata)
+  nd <- if (own_data) {
+    list(X = object$x, Z = object$z, y = object$y, offset = object$offset,
+         keep = rep(TRUE, nrow(object$x)))
   } else {
     new_design(object, newdata, need_y = type == "posterior")
   }
-  n <- length(nd$keep)
-  core <- moe_predict_core(object, nd$X, nd$Z)
-  out <- switch(type,
-    response = core$response,
-    prob = core$prob,
-    class = factor(object$levels[max.col(core$prob, ties.method = "first")], levels = object$levels),
-    gate = core$gate,
-    expert = core$expert,
-    posterior = posterior_probs(object, nd, core)
-  )
-  expand_rows(out, nd$keep)
+  value <- function(obj) {
+    core <- moe_predict_core(obj, nd$X, nd$Z, offset = nd$offset)
+    switch(type,
+      response = core$response,
+      prob = core$prob,
+      class = factor(obj$levels[max.col(core$prob, ties.method = "first")], levels = obj$levels),
+      gate = core$gate,
+      expert = core$expert,
+      posterior = posterior_probs(obj, nd, core)
+    )
+  }
+  out <- value(object)
+  pad <- function(v) if (own_data) pad_excluded(v, object$na.action) else expand_rows(v, nd$keep)
+  if (!se.fit) return(pad(out))
+  se <- delta_se(object, value, out)
+  list(fit = pad(out), se.fit = pad(se))
+}
+
+# Delta-method standard errors of a prediction `value(object)` (a numeric
+# vector, matrix or array `out`): J V J' with J the central-difference
+# Jacobian in the free parameters and V = vcov(object). Variances do not move
+# a prediction (means and gate weights only), so their columns are skipped.
+# A parameter with an NA variance (a direction the likelihood does not
+# identify) leaves the standard error NA unless the prediction does not move
+# along it.
+delta_se <- function(object, value, out) {
+  layout <- free_layout(object)
+  theta <- layout$values
+  V <- vcov(object)
+  use <- which(!layout$variance)
+  h <- .Machine$double.eps^(1 / 3) * pmax(abs(theta), 1)
+  J <- vapply(use, function(j) {
+    up <- down <- theta
+    up[j] <- up[j] + h[j]
+    down[j] <- down[j] - h[j]
+    at <- function(v) {
+      obj <- object
+      obj$params <- relist_free(object, v)
+      as.numeric(value(obj))
+    }
+    (at(up) - at(down)) / (2 * h[j])
+  }, numeric(length(out)))
+  J <- matrix(J, nrow = length(out))
+  Vu <- V[use, use, drop = FALSE]
+  moves <- apply(abs(J), 2, max) > 1e-8 * max(abs(J), 1e-300)
+  unknown <- apply(is.na(Vu), 2, any) & moves
+  Vu[is.na(Vu)] <- 0
+  var <- rowSums((J %*% Vu) * J)
+  se <- sqrt(pmax(var, 0))
+  # Rows that load on a parameter of unknown variance.
+  if (any(unknown)) se[apply(abs(J[, unknown, drop = FALSE]) > 1e-8 * max(abs(J), 1e-300), 1, any)] <- NA
+  if (is.null(dim(out))) return(stats::setNames(se, names(out)))
+  array(se, dim = dim(out), dimnames = dimnames(out))
+}
+
+# Predictions at the fitted data with rows dropped by na.exclude put back as
+# NA, as napredict() does for lm (which cannot pad the 3-d expert array).
+pad_excluded <- function(out, na_action) {
+  if (!inherits(na_action, "exclude")) return(out)
+  n_used <- NROW(out)
+  keep <- rep(TRUE, n_used + length(na_action))
+  keep[na_action] <- FALSE
+  used_names <- if (is.null(dim(out))) names(out) else dimnames(out)[[1]]
+  full <- expand_rows(out, keep)
+  row_names <- character(length(keep))
+  row_names[keep] <- used_names %||% as.character(which(keep))
+  row_names[!keep] <- names(na_action) %||% as.character(which(!keep))
+  if (is.null(dim(full))) names(full) <- row_names else dimnames(full)[[1]] <- row_names
+  full
 }
 
 posterior_probs <- function(object, nd, core) {
@@ -161,8 +242,21 @@ new_design <- function(object, newdata, need_y) {
       }
       stop_arg("newdata", "a data frame with the model's variables: ", msg)
     })
-  keep <- stats::complete.cases(mf)
+  offset <- NULL
+  if (!is.null(object$offset)) {
+    offset <- formula_offset(mf, object$terms$expert) %||% rep(0, nrow(mf))
+    if (!is.null(object$call$offset)) {
+      # The `offset` argument of the call, evaluated in newdata as lm does.
+      extra <- eval(object$call$offset, newdata, environment(object$terms$full))
+      if (!is.numeric(extra) || length(extra) != nrow(mf)) {
+        stop_arg("newdata", "the variables of the fit's `offset` argument (one value per row)")
+      }
+      offset <- offset + extra
+    }
+  }
+  keep <- stats::complete.cases(mf) & (if (is.null(offset)) TRUE else !is.na(offset))
   mf <- mf[keep, , drop = FALSE]
+  offset <- offset[keep]
   X <- stats::model.matrix(stats::delete.response(object$terms$expert), mf,
                            contrasts.arg = object$contrasts$expert, xlev = object$xlevels)
   Z <- stats::model.matrix(stats::delete.response(object$terms$gate), mf,
@@ -171,7 +265,7 @@ new_design <- function(object, newdata, need_y) {
   check_finite_matrix(X, "newdata")
   check_finite_matrix(Z, "newdata")
   y <- if (need_y) stats::model.response(mf)
-  list(X = X, Z = Z, y = y, keep = keep)
+  list(X = X, Z = Z, y = y, offset = offset, keep = keep)
 }
 
 new_design_matrix <- function(object, newdata, need_y) {
@@ -198,7 +292,17 @@ new_design_matrix <- function(object, newdata, need_y) {
   if (ncol(Z) != ncol(object$z)) stop_arg("newdata", "a `z` with ", ncol(object$z), " columns; got ", ncol(Z))
   if (nrow(Z) != nrow(X)) stop_arg("newdata", "`x` and `z` with the same number of rows")
   if (need_y && is.null(newdata$y)) stop_arg("newdata", "the response `y` for posterior probabilities")
-  keep <- stats::complete.cases(X, Z)
+  offset <- NULL
+  if (!is.null(object$offset)) {
+    if (is.null(newdata$offset)) {
+      stop_arg("newdata", "a list with element `offset`: the fit has an expert offset")
+    }
+    offset <- newdata$offset
+    if (!is.numeric(offset) || length(offset) != nrow(X)) {
+      stop_arg("newdata", "an `offset` with one value per row of `x` (", nrow(X), ")")
+    }
+  }
+  keep <- stats::complete.cases(X, Z) & (if (is.null(offset)) TRUE else !is.na(offset))
   list(X = X[keep, , drop = FALSE], Z = Z[keep, , drop = FALSE],
-       y = if (need_y) newdata$y[keep], keep = keep)
+       y = if (need_y) newdata$y[keep], offset = offset[keep], keep = keep)
 }
