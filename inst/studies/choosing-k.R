@@ -1,0 +1,129 @@
+#!/usr/bin/env Rscript
+# Choosing the number of experts: DIC of the dendrogram of one over-specified
+# fit against AIC, BIC and ICL of a sweep over k, on two softmax-gated
+# Gaussian truths, with the Voronoi losses of the merged, exact and
+# over-specified estimators. The vignette vignettes/choosing-k.Rmd reads the
+# result.
+#
+#   nice -n 10 Rscript inst/studies/choosing-k.R [--workers=2] [--reps=30] [--out=DIR]
+#
+# For every truth, sample size n and replication: simulate n observations,
+# run moe_select(k = 1:k_max) (kmeans start, one per k), pick k by AIC, BIC and
+# ICL, build moe_dendrogram() of the sweep's k_max fit and pick k by DIC.
+# Losses against the truth: the merged model with k* atoms (D1 Voronoi loss,
+# unrefined and refined by EM from the merged start), the sweep's exact fit
+# (k = k*, D1) and the over-specified fit (k = k_max, rbar). Writes
+# choosing-k.rds: a data frame with one row per (truth, n, replication) and
+# attr(, "run") with the wall time, workers, machine, grid and settings.
+
+suppressPackageStartupMessages({
+  library(moegate)
+  library(future)
+})
+for (pkg in c("future.apply")) {
+  if (!requireNamespace(pkg, quietly = TRUE)) stop("this script needs the ", pkg, " package")
+}
+args <- commandArgs(trailingOnly = TRUE)
+option <- function(name, default) {
+  hit <- grep(paste0("^--", name, "="), args, value = TRUE)
+  if (length(hit) == 0) default else sub(paste0("^--", name, "="), "", hit[1])
+}
+workers <- as.integer(option("workers", 2))
+n_rep <- as.integer(option("reps", 30))
+default_out <- if (dir.exists("inst")) file.path("inst", "extdata") else "."
+out_dir <- option("out", default_out)
+dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+
+# The two truths. A: the NeurIPS 2023 protocol (k* = 2, x on the equispaced
+# grid of [0, 1]). B: three experts on [-1, 1], left, middle and right.
+truths <- list(
+  A = list(truth = moe_params(W = matrix(c(25, 0), 1), b0 = c(-8, 0),
+                              coef = cbind(c(15, -20), c(-5, 20)), sigma2 = c(0.09, 0.16)),
+           k_max = 4, x = function(n) matrix(seq(0, 1, length.out = n), n, 1)),
+  B = list(truth = moe_params(W = matrix(c(-10, 10, 0), 1), b0 = c(-3, -3, 0),
+                              coef = cbind(c(-1, 2), c(1, -2), c(2, 0)),
+                              sigma2 = c(0.1, 0.1, 0.1)),
+           k_max = 5, x = function(n) matrix(stats::runif(n, -1, 1), n, 1))
+)
+n_grid <- round(10^seq(log10(500), log10(16000), length.out = 6))
+n_grid <- n_grid[seq_len(as.integer(option("sizes", length(n_grid))))]  # --sizes=m: a quick check
+control <- moe_control(tol = 1e-6, maxit = 500)
+
+one_replication <- function(name, n, rep) {
+  spec <- truths[[name]]
+  k_true <- ncol(spec$truth$gate$W)
+  d <- rmoe(n, spec$truth, x = spec$x(n))
+  sel <- suppressWarnings(moe_select(y ~ x1, data = d, k = seq_len(spec$k_max),
+                                     control = control, seed = rep, progress = FALSE))
+  tab <- sel$table
+  pick <- function(crit) tab$k[which.min(tab[[crit]])]
+  over <- sel$fits[[as.character(spec$k_max)]]
+  t0 <- proc.time()[["elapsed"]]
+  tree <- moe_dendrogram(over)
+  t_tree <- proc.time()[["elapsed"]] - t0
+  merged <- as_moe(tree, k = k_true)
+  t0 <- proc.time()[["elapsed"]]
+  refined <- suppressWarnings(as_moe(tree, k = k_true, refine = TRUE))
+  t_refine <- proc.time()[["elapsed"]] - t0
+  exact <- sel$fits[[as.character(k_true)]]
+  data.frame(truth = name, k_true = k_true, k_max = spec$k_max, n = n, replication = rep,
+             DIC = tree$k_selected, AIC = pick("AIC"), BIC = pick("BIC"), ICL = pick("ICL"),
+             loss_merged = voronoi_loss(merged, spec$truth, "D1"),
+             loss_refined = voronoi_loss(refined, spec$truth, "D1"),
+             loss_exact = voronoi_loss(exact, spec$truth, "D1"),
+             loss_over = voronoi_loss(over, spec$truth, "rbar"),
+             loglik_merged = merged$loglik, loglik_refined = refined$loglik,
+             loglik_exact = exact$loglik, loglik_over = over$loglik,
+             over_converged = isTRUE(over$converged),
+             seconds_sweep = sum(tab$seconds), seconds_over = tab$seconds[tab$k == spec$k_max],
+             seconds_tree = t_tree, seconds_refine = t_refine)
+}
+
+tasks <- expand.grid(replication = seq_len(n_rep), n = n_grid, truth = names(truths),
+                     stringsAsFactors = FALSE)
+cpu_model <- function() {
+  info <- tryCatch(readLines("/proc/cpuinfo", warn = FALSE), error = function(e) character())
+  model <- grep("^model name", info, value = TRUE)
+  if (length(model) == 0) NA_character_ else trimws(sub("^model name\\s*:", "", model[1]))
+}
+load_average <- function() {
+  line <- tryCatch(readLines("/proc/loadavg", n = 1, warn = FALSE), error = function(e) "")
+  suppressWarnings(as.numeric(strsplit(line, " ")[[1]][1]))
+}
+machine <- list(cores = parallel::detectCores(logical = TRUE), cpu = cpu_model(),
+                r_version = R.version.string, platform = R.version$platform)
+plan(multisession, workers = workers)
+cat(nrow(tasks), "replications on", workers, "workers\n")
+load_start <- load_average()
+started <- proc.time()[["elapsed"]]
+cpu_start <- proc.time()
+rows <- future.apply::future_lapply(seq_len(nrow(tasks)), function(i) {
+  tryCatch(one_replication(tasks$truth[i], tasks$n[i], tasks$replication[i]),
+           error = function(e) {
+             data.frame(truth = tasks$truth[i], n = tasks$n[i], replication = tasks$replication[i],
+                        error = conditionMessage(e))
+           })
+}, future.seed = 14L, future.packages = "moegate", future.scheduling = 4)
+wall <- proc.time()[["elapsed"]] - started
+plan(sequential)
+all_cols <- unique(unlist(lapply(rows, names)))
+rows <- lapply(rows, function(r) {
+  for (cn in setdiff(all_cols, names(r))) r[[cn]] <- NA
+  r[all_cols]
+})
+result <- do.call(rbind, rows)
+fit_seconds <- sum(result$seconds_sweep, na.rm = TRUE)
+attr(result, "run") <- list(
+  wall_time = wall, fit_seconds = fit_seconds, workers = workers, machine = machine,
+  load = c(start = load_start, end = load_average()),
+  date = format(Sys.time(), tz = "UTC", usetz = TRUE), n_grid = n_grid, n_rep = n_rep,
+  truths = lapply(truths, function(t) list(truth = t$truth, k_max = t$k_max)),
+  control = control[c("tol", "maxit", "n_starts", "init")],
+  moegate_version = as.character(utils::packageVersion("moegate")))
+file <- file.path(out_dir, "choosing-k.rds")
+saveRDS(result, file)
+cat(sprintf("wall time %.0f s on %d workers; fits %.0f s in total\n", wall, workers, fit_seconds))
+share <- aggregate(cbind(DIC = DIC == k_true, AIC = AIC == k_true, BIC = BIC == k_true,
+                         ICL = ICL == k_true) ~ truth + n, data = result, FUN = mean)
+print(share)
+cat("saved to", file, "\n")
