@@ -21,12 +21,12 @@ cpp_gate_mstep <- function(Z, R, gate_spec, gate_params, control) {
     .Call(`_moegate_cpp_gate_mstep`, Z, R, gate_spec, gate_params, control)
 }
 
-cpp_loglik <- function(X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads) {
-    .Call(`_moegate_cpp_loglik`, X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads)
+cpp_loglik <- function(X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads, weights = NULL) {
+    .Call(`_moegate_cpp_loglik`, X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads, weights)
 }
 
-cpp_lsq_objective <- function(X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads) {
-    .Call(`_moegate_cpp_lsq_objective`, X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads)
+cpp_lsq_objective <- function(X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads, weights = NULL) {
+    .Call(`_moegate_cpp_lsq_objective`, X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads, weights)
 }
 
 cpp_expert_eval <- function(X, Y, expert_spec, expert_params, nthreads) {

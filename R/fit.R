@@ -31,7 +31,7 @@ moe_fit <- function(y, X, Z, k, expert = expert_gaussian(), gate = gate_softmax(
 # the user's own (`x`, `z` or `formula`), so the check runs once per fit.
 # `method` is already matched ("ml" or "lsq").
 fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
-                         offset = NULL) {
+                         offset = NULL, weights = NULL) {
   control <- as_control(control)
   gate <- as_gate(gate)
   expert <- as_expert(expert)
@@ -59,7 +59,18 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
              " (for experts with a constant mean or constant class probabilities keep the ",
              "intercept: `y ~ 1 | z`)")
   }
+  if (!is.null(weights)) weights <- check_weights(weights, n)
   resp <- response_matrix(y, expert)
+  if (!is.null(weights) && expert$family == "gaussian") {
+    # The variance floor is relative to var(y) of the data the weights stand
+    # for (the replicated rows, for integer weights).
+    yw <- resp$Y[, 1]
+    mw <- sum(weights * yw) / sum(weights)
+    resp$var_y <- sum(weights * (yw - mw)^2) / max(sum(weights) - 1, .Machine$double.eps)
+    if (!is.finite(resp$var_y) || resp$var_y <= 0) {
+      stop_arg("y", "a response that varies among the rows with positive weight")
+    }
+  }
   if (method == "lsq" && expert$family != "gaussian") {
     stop_arg("method", '"ml" for multinomial experts: least squares needs a regression function')
   }
@@ -75,12 +86,14 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   p <- ncol(X)
   K <- resp$n_classes
   n_expert_par <- if (expert$family == "gaussian") p else p * (K - 1)
-  if (k * n_expert_par > n) {
+  n_used <- if (is.null(weights)) n else sum(weights > 0)
+  if (k * n_expert_par > n_used) {
     stop_arg("k", "small enough for the data: ", k, " experts with ", n_expert_par,
-             " coefficients each need at least ", k * n_expert_par, " observations, got ", n)
+             " coefficients each need at least ", k * n_expert_par, " observations, got ",
+             n_used, if (!is.null(weights)) " with positive weight")
   }
   dims <- list(n = n, p = p, q = ncol(U), k = k, K = K, x_names = colnames(X),
-               z_names = colnames(Z), levels = resp$levels)
+               z_names = colnames(Z), levels = resp$levels, weights = weights)
   starts <- lapply(seq_len(control$n_starts), function(s) {
     make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims)
   })
@@ -107,7 +120,9 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   } else {
     k * p + 1
   }
-  out$nobs <- n
+  # Case weights count as replicated rows (as in flexmix): nobs() is their sum.
+  out$nobs <- if (is.null(weights)) n else sum(weights)
+  out$weights <- weights
   out$dims <- dims
   signal_fit_problems(out, method)
   out
@@ -134,6 +149,17 @@ check_offset <- function(offset, n, expert, gate, method) {
              "do not sum to one")
   }
   as.numeric(offset)
+}
+
+# Case weights: a weight of 2 means the same as the row appearing twice.
+check_weights <- function(weights, n) {
+  if (!is.numeric(weights) || length(weights) != n || any(!is.finite(weights)) ||
+      any(weights < 0)) {
+    stop_arg("weights", "non-negative finite numbers, one per observation (", n, ")",
+             got = weights)
+  }
+  if (!any(weights > 0)) stop_arg("weights", "positive for at least one observation")
+  as.numeric(weights)
 }
 
 # Response as the matrix the C++ side reads: n x 1 for Gaussian experts,
@@ -437,9 +463,12 @@ control_cpp <- function(control) {
 run_em <- function(start, resp, X, U, expert, gate, control, dims) {
   cp <- params_to_cpp(start$params, expert, dims$k)
   R0 <- if (is.null(start$R0)) matrix(0, 0, dims$k) else start$R0
+  # The first M-step from a start's responsibilities is weighted like all others.
+  if (!is.null(dims$weights) && nrow(R0) > 0) R0 <- R0 * dims$weights
   res <- cpp_em_fit(X, resp$Y, U, gate_cpp_spec(gate),
                     expert_cpp_spec(expert, resp$var_y, resp$n_classes),
-                    cp$gate, cp$expert, R0, control_cpp(control))
+                    cp$gate, cp$expert, R0,
+                    c(control_cpp(control), list(weights = dims$weights)))
   ok <- res$status == "ok" && is.finite(res$loglik) &&
     all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
@@ -455,7 +484,7 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims) {
   if (!is.null(start$R0)) {
     # Least-squares start: weighted linear fits of each soft group.
     params$expert$coef <- vapply(seq_len(dims$k), function(i) {
-      fit <- stats::lm.wfit(X, resp$Y[, 1], start$R0[, i])
+      fit <- stats::lm.wfit(X, resp$Y[, 1], start$R0[, i] * (dims$weights %||% 1))
       cf <- fit$coefficients
       cf[is.na(cf)] <- 0
       cf
@@ -464,8 +493,9 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims) {
   }
   cp <- params_to_cpp(params, expert, dims$k)
   res <- cpp_lsq_fit(X, resp$Y, U, gate_cpp_spec(gate), expert$activation, cp$gate,
-                     cp$expert$coef, control_cpp(control))
-  n <- dims$n
+                     cp$expert$coef, c(control_cpp(control), list(weights = dims$weights)))
+  # The number of observations the (weighted) RSS sums over.
+  n <- if (is.null(dims$weights)) dims$n else sum(dims$weights)
   ok <- is.finite(res$rss) && all(is.finite(unlist(res$gate))) && all(is.finite(res$coef))
   sigma2 <- res$rss / n
   # Gaussian log-likelihood of the regression model at the least-squares fit
@@ -497,7 +527,7 @@ signal_fit_problems <- function(fit, method) {
                                             "consider fewer experts"), call = NULL)))
   }
   if (!is.null(fit$posterior)) {
-    size <- colSums(fit$posterior)
+    size <- colSums(fit$posterior * (fit$weights %||% 1))
     if (any(size < 1)) {
       warning(structure(class = c("moe_degenerate_warning", "warning", "condition"),
                         list(message = paste0("Expert(s) ", paste(which(size < 1), collapse = ", "),

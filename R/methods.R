@@ -69,7 +69,7 @@ observed_information <- function(object) {
   if (object$method == "lsq") {
     gradient <- function(theta) {
       cpp_lsq_objective(object$x, Y, U, gs, object$expert$activation, cp$gate,
-                        cp$expert$coef, theta, nt)$gradient
+                        cp$expert$coef, theta, nt, object$weights)$gradient
     }
     theta <- cpp_lsq_objective(object$x, Y, U, gs, object$expert$activation, cp$gate,
                                cp$expert$coef, NULL, nt)$theta
@@ -78,7 +78,8 @@ observed_information <- function(object) {
   } else {
     es <- expert_cpp_spec(object$expert, 1, length(object$levels))
     gradient <- function(theta) {
-      -cpp_loglik(object$x, Y, U, gs, es, cp$gate, cp$expert, theta, TRUE, nt)$gradient
+      -cpp_loglik(object$x, Y, U, gs, es, cp$gate, cp$expert, theta, TRUE, nt,
+                  object$weights)$gradient
     }
     theta <- cpp_loglik(object$x, Y, U, gs, es, cp$gate, cp$expert, NULL, FALSE, nt)$theta
     scale <- 1

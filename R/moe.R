@@ -42,6 +42,14 @@
 #' @param control Computational settings from [moe_control()].
 #' @param subset,na.action As in [stats::lm()]: rows with missing values are
 #'   dropped by the default `na.action` (`getOption("na.action")`).
+#' @param weights Case weights, as in [stats::lm()] (evaluated in `data`;
+#'   for the matrix method a numeric vector): non-negative, one per
+#'   observation. A weight of 2 means the same as the row appearing twice:
+#'   the E-step's log-likelihood terms and every M-step (also least squares)
+#'   are weighted, `logLik()` is the weighted log-likelihood and `nobs()` the
+#'   sum of the weights (as in flexmix). Rows of weight 0 do not enter the
+#'   fit. With one expert the coefficients equal `lm(..., weights = )`'s
+#'   (and `glm()`'s, `nnet::multinom()`'s). `NULL`: all weights one.
 #' @param offset An offset in the expert linear predictor, as in [stats::lm()]:
 #'   a known term added to the mean of every expert, evaluated in `data` (the
 #'   formula may hold `offset()` terms in its expert part too; all are
@@ -76,7 +84,7 @@
 #'   a named vector of accepted `steps`, full Fisher-scoring `passes` and
 #'   objective-only `light_passes`; a slow fit with many passes per EM
 #'   iteration is worth a look at `gate_maxit`), `offset` (the expert offset,
-#'   or `NULL`).
+#'   or `NULL`), `weights` (the case weights, or `NULL`).
 #' @seealso [gate()], [expert_gaussian()], [moe_control()], [predict.moe()],
 #'   [rmoe()].
 #' @examples
@@ -96,7 +104,7 @@ moe <- function(x, ...) UseMethod("moe")
 #' @export
 moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
                         method = c("ml", "lsq"), control = moe_control(), subset,
-                        na.action, offset, contrasts = NULL, model = TRUE, ...) {
+                        na.action, weights, offset, contrasts = NULL, model = TRUE, ...) {
   check_dots(...)
   cl <- match.call()
   # Store the call to the generic: the method is not exported, so update()
@@ -112,7 +120,8 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
     stop_arg("formula", "of the form `y ~ expert covariates | gate covariates` (at most one bar)")
   }
   mf <- match.call(expand.dots = FALSE)
-  mf <- mf[c(1L, match(c("formula", "data", "subset", "na.action", "offset"), names(mf), 0L))]
+  mf <- mf[c(1L, match(c("formula", "data", "subset", "weights", "na.action", "offset"),
+                       names(mf), 0L))]
   mf$formula <- fo
   mf$drop.unused.levels <- TRUE
   mf[[1L]] <- quote(stats::model.frame)
@@ -149,12 +158,13 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
              "offsets in the expert part")
   }
   offset <- formula_offset(mf, terms_x)
+  weights <- stats::model.weights(mf)
   fit <- fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method,
                       control = control,
                       design_args = design_args("formula", "formula",
                         " (the expert part of the formula)",
                         " (the gate part of the formula, beside the gate's own intercept)"),
-                      offset = offset)
+                      offset = offset, weights = weights)
   new_moe(fit, call = cl, formula = fo,
           terms = list(full = stats::terms(mf), expert = terms_x, gate = terms_z),
           xlevels = stats::.getXlevels(stats::terms(mf), mf),
@@ -168,7 +178,7 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
 #' @export
 moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                         method = c("ml", "lsq"), control = moe_control(), intercept = TRUE,
-                        offset = NULL, ...) {
+                        weights = NULL, offset = NULL, ...) {
   check_dots(...)
   cl <- match.call()
   # Store the call to the generic: the method is not exported, so update()
@@ -212,7 +222,7 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                       design_args = design_args("x", "z",
                         if (intercept) " (moe() adds an intercept column: use intercept = FALSE if x has one)" else "",
                         " (beside the gate's own intercept)"),
-                      offset = offset)
+                      offset = offset, weights = weights)
   new_moe(fit, call = cl, formula = NULL, terms = NULL, xlevels = NULL, contrasts = NULL,
           na.action = NULL, k = k, expert = expert, gate = gate, method = method,
           control = control, y = y, X = X, Z = Z, model = NULL,
@@ -230,7 +240,8 @@ new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k,
               start_objective = fit$start_objective, posterior = NULL,
               fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
               sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
-              levels = fit$dims$levels, gate_work = fit$gate_work, offset = offset)
+              levels = fit$dims$levels, gate_work = fit$gate_work, offset = offset,
+              weights = fit$weights)
   class(obj) <- c(paste0("moe_", expert$family), "moe")
   pred <- moe_predict_core(obj, X, Z, offset = offset)
   obj$posterior <- if (method == "ml") fit$posterior else NULL

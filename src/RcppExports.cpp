@@ -95,8 +95,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_loglik
-Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y, const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const List expert_spec, const List gate_params, const List expert_params, Rcpp::Nullable<Rcpp::NumericVector> theta, bool gradient, int nthreads);
-RcppExport SEXP _moegate_cpp_loglik(SEXP XSEXP, SEXP YSEXP, SEXP ZSEXP, SEXP gate_specSEXP, SEXP expert_specSEXP, SEXP gate_paramsSEXP, SEXP expert_paramsSEXP, SEXP thetaSEXP, SEXP gradientSEXP, SEXP nthreadsSEXP) {
+Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y, const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const List expert_spec, const List gate_params, const List expert_params, Rcpp::Nullable<Rcpp::NumericVector> theta, bool gradient, int nthreads, SEXP weights);
+RcppExport SEXP _moegate_cpp_loglik(SEXP XSEXP, SEXP YSEXP, SEXP ZSEXP, SEXP gate_specSEXP, SEXP expert_specSEXP, SEXP gate_paramsSEXP, SEXP expert_paramsSEXP, SEXP thetaSEXP, SEXP gradientSEXP, SEXP nthreadsSEXP, SEXP weightsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -110,13 +110,14 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::NumericVector> >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< bool >::type gradient(gradientSEXP);
     Rcpp::traits::input_parameter< int >::type nthreads(nthreadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_loglik(X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads));
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_loglik(X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads, weights));
     return rcpp_result_gen;
 END_RCPP
 }
 // cpp_lsq_objective
-Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y, const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const std::string activation, const List gate_params, const Eigen::Map<Eigen::MatrixXd> coef, Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads);
-RcppExport SEXP _moegate_cpp_lsq_objective(SEXP XSEXP, SEXP YSEXP, SEXP ZSEXP, SEXP gate_specSEXP, SEXP activationSEXP, SEXP gate_paramsSEXP, SEXP coefSEXP, SEXP thetaSEXP, SEXP nthreadsSEXP) {
+Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y, const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const std::string activation, const List gate_params, const Eigen::Map<Eigen::MatrixXd> coef, Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads, SEXP weights);
+RcppExport SEXP _moegate_cpp_lsq_objective(SEXP XSEXP, SEXP YSEXP, SEXP ZSEXP, SEXP gate_specSEXP, SEXP activationSEXP, SEXP gate_paramsSEXP, SEXP coefSEXP, SEXP thetaSEXP, SEXP nthreadsSEXP, SEXP weightsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -129,7 +130,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type coef(coefSEXP);
     Rcpp::traits::input_parameter< Rcpp::Nullable<Rcpp::NumericVector> >::type theta(thetaSEXP);
     Rcpp::traits::input_parameter< int >::type nthreads(nthreadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_lsq_objective(X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads));
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_lsq_objective(X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads, weights));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -168,8 +170,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_gate_forward", (DL_FUNC) &_moegate_cpp_gate_forward, 4},
     {"_moegate_cpp_gate_objective", (DL_FUNC) &_moegate_cpp_gate_objective, 7},
     {"_moegate_cpp_gate_mstep", (DL_FUNC) &_moegate_cpp_gate_mstep, 5},
-    {"_moegate_cpp_loglik", (DL_FUNC) &_moegate_cpp_loglik, 10},
-    {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 9},
+    {"_moegate_cpp_loglik", (DL_FUNC) &_moegate_cpp_loglik, 11},
+    {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 10},
     {"_moegate_cpp_expert_eval", (DL_FUNC) &_moegate_cpp_expert_eval, 5},
     {"_moegate_cpp_gate_info", (DL_FUNC) &_moegate_cpp_gate_info, 3},
     {NULL, NULL, 0}

@@ -71,6 +71,19 @@ CMat gate_input(const std::string& id, const CMat& Z, MatrixXd& store) {
   return store;
 }
 
+// Case weights from control$weights (NULL or absent: none) into `store`;
+// returns the pointer the fits take (nullptr when unweighted).
+const VectorXd* weights_from(SEXP w, VectorXd& store) {
+  if (Rf_isNull(w)) return nullptr;
+  store = Rcpp::as<VectorXd>(w);
+  return &store;
+}
+
+const VectorXd* control_weights(const List& control, VectorXd& store) {
+  if (!control.containsElementNamed("weights")) return nullptr;
+  return weights_from(control["weights"], store);
+}
+
 int nthreads_from(const List& control) {
   return control.containsElementNamed("nthreads") ? Rcpp::as<int>(control["nthreads"]) : 1;
 }
@@ -96,6 +109,8 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   ctl.nthreads = nt;
   ctl.squarem = control.containsElementNamed("accelerate") &&
                 Rcpp::as<std::string>(control["accelerate"]) == "squarem";
+  VectorXd w_store;
+  ctl.weights = control_weights(control, w_store);
   const int trace = control.containsElementNamed("trace") ? Rcpp::as<int>(control["trace"]) : 0;
   auto between = [trace](int it, double ll) {
     if (trace > 0 && it % trace == 0) Rprintf("  iteration %5d  log-likelihood %.10g\n", it, ll);
@@ -131,6 +146,8 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   ctl.tol = Rcpp::as<double>(control["tol"]);
   ctl.maxit = Rcpp::as<int>(control["maxit"]);
   ctl.nthreads = nthreads_from(control);
+  VectorXd w_store;
+  ctl.weights = control_weights(control, w_store);
   LsqResult res = lsq_fit(gate, activation, X, Y, U, gate_params_from(gate_params), coef, ctl);
   return List::create(Named("gate") = gate_params_to(res.gate), Named("coef") = res.coef,
                       Named("rss") = res.rss, Named("iter") = res.iter,
@@ -200,7 +217,8 @@ Rcpp::List cpp_gate_mstep(const Eigen::Map<Eigen::MatrixXd> Z, const Eigen::Map<
 Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y,
                       const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
                       const List expert_spec, const List gate_params, const List expert_params,
-                      Rcpp::Nullable<Rcpp::NumericVector> theta, bool gradient, int nthreads) {
+                      Rcpp::Nullable<Rcpp::NumericVector> theta, bool gradient, int nthreads,
+                      SEXP weights = R_NilValue) {
   const GateSpec gs = gate_spec_from(gate_spec, List());
   const ExpertSpec es = expert_spec_from(expert_spec, List());
   MatrixXd U_store;
@@ -217,9 +235,10 @@ Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
     gp = gate.unpack(th.head(ng), gp);
     ep = expert->unpack(th.tail(expert->n_par()), ep);
   }
-  VectorXd grad;
+  VectorXd grad, w_store;
+  const VectorXd* w = weights_from(weights, w_store);
   const double ll = loglik_gradient(gate, *expert, X, Y, U, gp, ep,
-                                    gradient ? &grad : nullptr, nthreads);
+                                    gradient ? &grad : nullptr, nthreads, w);
   MatrixXd R;
   e_step(gate, *expert, X, Y, U, gp, ep, R, nthreads);
   VectorXd th(gate.n_par() + expert->n_par());
@@ -239,14 +258,16 @@ Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X,
                              const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
                              const std::string activation, const List gate_params,
                              const Eigen::Map<Eigen::MatrixXd> coef,
-                             Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads) {
+                             Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads,
+                             SEXP weights = R_NilValue) {
   const GateSpec gs = gate_spec_from(gate_spec, List());
   MatrixXd U_store;
   const CMat U = gate_input(gs.transform, Z, U_store);
   GateParams gp = gate_params_from(gate_params);
   MatrixXd cf = coef;
   Gate gate(gs, U.cols(), gp.W.cols());
-  LsqProblem prob(gate, activation, X, Y, U, gp, nthreads);
+  VectorXd w_store;
+  LsqProblem prob(gate, activation, X, Y, U, gp, nthreads, weights_from(weights, w_store));
   VectorXd th = theta.isNotNull() ? Rcpp::as<VectorXd>(theta.get()) : prob.pack(gp, cf);
   if (th.size() != prob.n_par()) Rcpp::stop("theta has the wrong length");
   VectorXd grad;

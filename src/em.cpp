@@ -4,11 +4,11 @@ namespace moegate {
 
 double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
               const CMat& U, const GateParams& gp, const ExpertParams& ep, MatrixXd& R,
-              int nthreads, EStepWork* work) {
+              int nthreads, EStepWork* work, const VectorXd* w) {
   EStepWork local;
-  EStepWork& w = work ? *work : local;
-  GateCache& c = w.cache;
-  MatrixXd& logF = w.logF;
+  EStepWork& ws = work ? *work : local;
+  GateCache& c = ws.cache;
+  MatrixXd& logF = ws.logF;
   // A gate M-step may have left the log-weights at gp in the cache already
   // (the cache belongs to one fit, so U is the same).
   if (!cache_at(c, gp, X.rows())) {
@@ -23,6 +23,10 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
     // many rows instead of one per row.
     double prod = 1.0;
     for (Index r = lo; r < lo + len; ++r) {
+      if (w && (*w)(r) == 0.0) {  // a zero case weight: the row is not in the model
+        R.row(r).setZero();
+        continue;
+      }
       double m = kNegInf;
       Index at = 0;
       for (Index i = 0; i < k; ++i) {
@@ -31,7 +35,7 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
       }
       if (!std::isfinite(m)) {  // no component explains y_n (or NaN): reported upstream
         acc += m == kNegInf ? kNegInf : std::numeric_limits<double>::quiet_NaN();
-        R.row(r).setConstant(1.0 / k);
+        R.row(r).setConstant(w ? (*w)(r) / k : 1.0 / k);
         continue;
       }
       // One exp per component but the largest (exactly 1): the posterior
@@ -40,6 +44,13 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
       for (Index i = 0; i < k; ++i) {
         R(r, i) = i == at ? 1.0 : exp_nonpos(R(r, i) - m);
         s += R(r, i);
+      }
+      if (w) {
+        const double wr = (*w)(r);
+        const double scale = wr / s;
+        for (Index i = 0; i < k; ++i) R(r, i) *= scale;
+        acc += wr * (m + std::log(s));
+        continue;
       }
       const double inv = 1.0 / s;
       for (Index i = 0; i < k; ++i) R(r, i) *= inv;
@@ -66,7 +77,8 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   gate.normalise_reference(gp);
   MatrixXd R;
   EStepWork work;
-  double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nt, &work);
+  const VectorXd* cw = ctl.weights;
+  double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nt, &work, cw);
   res.trace.push_back(ll);
   if (!std::isfinite(ll)) {
     res.status = "numerical_failure";
@@ -84,7 +96,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     res.gate_work.steps += st.steps;
     res.gate_work.passes += st.passes;
     res.gate_work.light_passes += st.light_passes;
-    return e_step(gate, expert, X, Y, U, g, e, Rout, nt, &work);
+    return e_step(gate, expert, X, Y, U, g, e, Rout, nt, &work, cw);
   };
   auto pack = [&](const GateParams& g, const ExpertParams& e) {
     VectorXd th(gate.n_par() + expert.n_par());
@@ -122,7 +134,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
           GateParams gx = gate.unpack(tx.head(gate.n_par()), gp);
           ExpertParams ex = expert.unpack(tx.tail(expert.n_par()), ep);
           if (tx.allFinite() && expert.project(ex)) {
-            const double llx = e_step(gate, expert, X, Y, U, gx, ex, Rx, nt, &work);
+            const double llx = e_step(gate, expert, X, Y, U, gx, ex, Rx, nt, &work, cw);
             if (std::isfinite(llx) && llx >= ll_new) {
               // Stabilise with one EM step from the extrapolated point.
               const double ll3 = em_map(gx, ex, Rx, R3);
@@ -153,16 +165,19 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   res.gate = gp;
   res.expert = ep;
   res.loglik = ll;
+  // The fit reports the posterior itself, not its weighted version.
+  if (cw) e_step(gate, expert, X, Y, U, gp, ep, R, nt);
   res.posterior = R;
   return res;
 }
 
 double loglik_gradient(const Gate& gate, const Expert& expert, const CMat& X,
                        const CMat& Y, const CMat& U, const GateParams& gp,
-                       const ExpertParams& ep, VectorXd* grad, int nthreads) {
+                       const ExpertParams& ep, VectorXd* grad, int nthreads,
+                       const VectorXd* w) {
   MatrixXd R;
   EStepWork work;
-  const double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nthreads, &work);
+  const double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nthreads, &work, w);
   const GateCache& c = work.cache;
   if (grad) {
     // Fisher's identity: the score is the EM objective's gradient at R.

@@ -13,6 +13,9 @@ struct EmControl {
   int maxit = 1000;
   int nthreads = 1;
   bool squarem = false;  // SQUAREM acceleration with monotone fallback
+  // Case weights (n), or nullptr: the E-step returns responsibilities scaled
+  // by them, so every M-step maximises the weighted EM objective.
+  const VectorXd* weights = nullptr;
 };
 
 struct EmResult {
@@ -37,10 +40,13 @@ struct EStepWork {
 };
 
 // Log-likelihood and posterior at given parameters; `work` (optional) keeps
-// the gate's forward pass for reuse by the caller.
+// the gate's forward pass for reuse by the caller. With case weights `w`
+// (optional) the log-likelihood is sum_n w_n log p(y_n) and row n of R is the
+// posterior times w_n (rows sum to w_n; every M-step reads row totals, none
+// assumes they are one).
 double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
               const CMat& U, const GateParams& gp, const ExpertParams& ep, MatrixXd& R,
-              int nthreads, EStepWork* work = nullptr);
+              int nthreads, EStepWork* work = nullptr, const VectorXd* w = nullptr);
 
 // EM from given parameters; when `R0` has rows, a first M-step is taken from
 // those responsibilities instead. `between` is called after every iteration
@@ -52,7 +58,8 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
 // Log-likelihood and its gradient wrt the packed (gate, expert) parameters.
 double loglik_gradient(const Gate& gate, const Expert& expert, const CMat& X,
                        const CMat& Y, const CMat& U, const GateParams& gp,
-                       const ExpertParams& ep, VectorXd* grad, int nthreads);
+                       const ExpertParams& ep, VectorXd* grad, int nthreads,
+                       const VectorXd* w = nullptr);
 
 }  // namespace moegate
 

@@ -3,9 +3,10 @@
 namespace moegate {
 
 LsqProblem::LsqProblem(const Gate& gate, const std::string& activation, const CMat& X,
-                       const CMat& Y, const CMat& U, const GateParams& templ, int nthreads)
+                       const CMat& Y, const CMat& U, const GateParams& templ, int nthreads,
+                       const VectorXd* weights)
     : gate_(gate), act_(make_activation(activation)), X_(X), Y_(Y), U_(U), nthreads_(nthreads),
-      templ_(templ) {
+      templ_(templ), w_(weights) {
   gate_.normalise_reference(templ_);
 }
 
@@ -45,9 +46,13 @@ double LsqProblem::rss(const VectorXd& theta, VectorXd* grad) const {
     }
   });
   const double f = block_sum<double>(n, nthreads_, 0.0, [&](Index lo, Index len, double& a) {
-    a += resid.segment(lo, len).squaredNorm();
+    if (w_) a += (w_->segment(lo, len).array() * resid.segment(lo, len).array().square()).sum();
+    else a += resid.segment(lo, len).squaredNorm();
   });
   if (grad) {
+    // From here on resid holds w_n e_n: the gradient of sum w e^2 is that of
+    // sum e^2 with each residual scaled by its weight.
+    if (w_) resid.array() *= w_->array();
     MatrixXd dH;
     gate_.mean_dlogits(c, Mu, dH, nthreads_);
     // d rss / d h_ni = -2 e_n dm_n / d h_ni
@@ -73,11 +78,13 @@ double LsqProblem::rss(const VectorXd& theta, VectorXd* grad) const {
 LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X,
                   const CMat& Y, const CMat& U, const GateParams& gp0,
                   const MatrixXd& coef0, const LsqControl& ctl) {
-  LsqProblem prob(gate, activation, X, Y, U, gp0, ctl.nthreads);
+  LsqProblem prob(gate, activation, X, Y, U, gp0, ctl.nthreads, ctl.weights);
   GateParams gp = gp0;
   gate.normalise_reference(gp);
   const VectorXd x0 = prob.pack(gp, coef0);
-  const double scale = static_cast<double>(std::max<Index>(X.rows(), 1));
+  // The objective per unit of weight (per observation when unweighted).
+  const double scale = ctl.weights ? std::max(ctl.weights->sum(), 1e-300)
+                                   : static_cast<double>(std::max<Index>(X.rows(), 1));
   LbfgsResult opt = lbfgs_best(
       [&](const VectorXd& x, VectorXd& grad) {
         const double f = prob.rss(x, &grad) / scale;

@@ -1,5 +1,6 @@
 // Least-squares estimation of regression-function MoE:
-//   minimise sum_n (y_n - sum_i G_i(z_n) h_i(x_n))^2,  h_i(x) = act(a_i'x),
+//   minimise sum_n w_n (y_n - sum_i G_i(z_n) h_i(x_n))^2,  h_i(x) = act(a_i'x),
+// (w_n: case weights, 1 by default)
 // over gate and expert parameters jointly by L-BFGS with analytic gradients.
 #ifndef MOEGATE_LSQ_H
 #define MOEGATE_LSQ_H
@@ -12,6 +13,7 @@ struct LsqControl {
   double tol = 1e-10;  // relative change of the objective
   int maxit = 1000;
   int nthreads = 1;
+  const VectorXd* weights = nullptr;  // case weights (n), or nullptr
 };
 
 struct LsqResult {
@@ -27,8 +29,11 @@ class LsqProblem {
  public:
   // `templ` supplies the fixed parts of the gate (reference entries and a
   // fixed temperature); only the free parameters are optimised.
+  // `weights` (optional): case weights, making the objective
+  // sum_n w_n (y_n - m_n)^2.
   LsqProblem(const Gate& gate, const std::string& activation, const CMat& X,
-             const CMat& Y, const CMat& U, const GateParams& templ, int nthreads);
+             const CMat& Y, const CMat& U, const GateParams& templ, int nthreads,
+             const VectorXd* weights = nullptr);
   Index n_par() const;
   VectorXd pack(const GateParams& gp, const MatrixXd& coef) const;
   void unpack(const VectorXd& theta, GateParams& gp, MatrixXd& coef) const;
@@ -43,6 +48,7 @@ class LsqProblem {
   CMat U_;
   int nthreads_;
   GateParams templ_;
+  const VectorXd* w_;
 };
 
 LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X,
