@@ -9,7 +9,8 @@
 #
 # For every truth, sample size n and replication: simulate n observations,
 # run moe_select(k = 1:k_max) (kmeans start, one per k), pick k by AIC, BIC and
-# ICL, build moe_dendrogram() of the sweep's k_max fit and pick k by DIC.
+# ICL, build moe_dendrogram() of the sweep's k_max fit and pick k by DIC (with
+# the default mass weights, and with the papers' intercept-based weights).
 # Losses against the truth: the merged model with k* atoms (D1 Voronoi loss,
 # unrefined and refined by EM from the merged start), the sweep's exact fit
 # (k = k*, D1) and the over-specified fit (k = k_max, rbar). Writes
@@ -29,7 +30,7 @@ option <- function(name, default) {
   if (length(hit) == 0) default else sub(paste0("^--", name, "="), "", hit[1])
 }
 workers <- as.integer(option("workers", 2))
-n_rep <- as.integer(option("reps", 30))
+n_rep <- as.integer(option("reps", 20))
 default_out <- if (dir.exists("inst")) file.path("inst", "extdata") else "."
 out_dir <- option("out", default_out)
 dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
@@ -61,13 +62,18 @@ one_replication <- function(name, n, rep) {
   t0 <- proc.time()[["elapsed"]]
   tree <- moe_dendrogram(over)
   t_tree <- proc.time()[["elapsed"]] - t0
+  # The papers' weights (e^{b0} in the reference convention, as the public
+  # code) and the intercept weights, for comparison with the default masses.
+  dic_reference <- moe_dendrogram(over, weights = "reference")$k_selected
+  dic_intercept <- moe_dendrogram(over, weights = "intercept")$k_selected
   merged <- as_moe(tree, k = k_true)
   t0 <- proc.time()[["elapsed"]]
   refined <- suppressWarnings(as_moe(tree, k = k_true, refine = TRUE))
   t_refine <- proc.time()[["elapsed"]] - t0
   exact <- sel$fits[[as.character(k_true)]]
   data.frame(truth = name, k_true = k_true, k_max = spec$k_max, n = n, replication = rep,
-             DIC = tree$k_selected, AIC = pick("AIC"), BIC = pick("BIC"), ICL = pick("ICL"),
+             DIC = tree$k_selected, DIC_reference = dic_reference,
+             DIC_intercept = dic_intercept, AIC = pick("AIC"), BIC = pick("BIC"), ICL = pick("ICL"),
              loss_merged = voronoi_loss(merged, spec$truth, "D1"),
              loss_refined = voronoi_loss(refined, spec$truth, "D1"),
              loss_exact = voronoi_loss(exact, spec$truth, "D1"),
@@ -79,8 +85,6 @@ one_replication <- function(name, n, rep) {
              seconds_tree = t_tree, seconds_refine = t_refine)
 }
 
-tasks <- expand.grid(replication = seq_len(n_rep), n = n_grid, truth = names(truths),
-                     stringsAsFactors = FALSE)
 cpu_model <- function() {
   info <- tryCatch(readLines("/proc/cpuinfo", warn = FALSE), error = function(e) character())
   model <- grep("^model name", info, value = TRUE)
@@ -93,36 +97,43 @@ load_average <- function() {
 machine <- list(cores = parallel::detectCores(logical = TRUE), cpu = cpu_model(),
                 r_version = R.version.string, platform = R.version$platform)
 plan(multisession, workers = workers)
-cat(nrow(tasks), "replications on", workers, "workers\n")
+file <- file.path(out_dir, "choosing-k.rds")
 load_start <- load_average()
 started <- proc.time()[["elapsed"]]
-cpu_start <- proc.time()
-rows <- future.apply::future_lapply(seq_len(nrow(tasks)), function(i) {
-  tryCatch(one_replication(tasks$truth[i], tasks$n[i], tasks$replication[i]),
-           error = function(e) {
-             data.frame(truth = tasks$truth[i], n = tasks$n[i], replication = tasks$replication[i],
-                        error = conditionMessage(e))
-           })
-}, future.seed = 14L, future.packages = "moegate", future.scheduling = 4)
-wall <- proc.time()[["elapsed"]] - started
+# One sample size at a time, smallest first, saving after each: a run stopped
+# early keeps the sizes it finished (attr(, "run")$complete says whether all).
+result <- NULL
+for (n in n_grid) {
+  tasks <- expand.grid(replication = seq_len(n_rep), truth = names(truths),
+                       stringsAsFactors = FALSE)
+  rows <- future.apply::future_lapply(seq_len(nrow(tasks)), function(i) {
+    tryCatch(one_replication(tasks$truth[i], n, tasks$replication[i]),
+             error = function(e) {
+               data.frame(truth = tasks$truth[i], n = n, replication = tasks$replication[i],
+                          error = conditionMessage(e))
+             })
+  }, future.seed = 14L + n, future.packages = "moegate", future.scheduling = 2)
+  rows <- c(if (!is.null(result)) list(result), rows)
+  all_cols <- unique(unlist(lapply(rows, names)))
+  rows <- lapply(rows, function(r) {
+    for (cn in setdiff(all_cols, names(r))) r[[cn]] <- NA
+    r[all_cols]
+  })
+  result <- do.call(rbind, rows)
+  wall <- proc.time()[["elapsed"]] - started
+  attr(result, "run") <- list(
+    wall_time = wall, fit_seconds = sum(result$seconds_sweep, na.rm = TRUE), workers = workers,
+    machine = machine, load = c(start = load_start, end = load_average()),
+    date = format(Sys.time(), tz = "UTC", usetz = TRUE), n_grid = n_grid,
+    n_done = sort(unique(result$n)), complete = n == max(n_grid), n_rep = n_rep,
+    truths = lapply(truths, function(t) list(truth = t$truth, k_max = t$k_max)),
+    control = control[c("tol", "maxit", "n_starts", "init")],
+    moegate_version = as.character(utils::packageVersion("moegate")))
+  saveRDS(result, file)
+  cat(sprintf("n = %d done: wall time so far %.0f s, fits %.0f s in total, load %.1f\n", n, wall,
+              sum(result$seconds_sweep, na.rm = TRUE), load_average()))
+}
 plan(sequential)
-all_cols <- unique(unlist(lapply(rows, names)))
-rows <- lapply(rows, function(r) {
-  for (cn in setdiff(all_cols, names(r))) r[[cn]] <- NA
-  r[all_cols]
-})
-result <- do.call(rbind, rows)
-fit_seconds <- sum(result$seconds_sweep, na.rm = TRUE)
-attr(result, "run") <- list(
-  wall_time = wall, fit_seconds = fit_seconds, workers = workers, machine = machine,
-  load = c(start = load_start, end = load_average()),
-  date = format(Sys.time(), tz = "UTC", usetz = TRUE), n_grid = n_grid, n_rep = n_rep,
-  truths = lapply(truths, function(t) list(truth = t$truth, k_max = t$k_max)),
-  control = control[c("tol", "maxit", "n_starts", "init")],
-  moegate_version = as.character(utils::packageVersion("moegate")))
-file <- file.path(out_dir, "choosing-k.rds")
-saveRDS(result, file)
-cat(sprintf("wall time %.0f s on %d workers; fits %.0f s in total\n", wall, workers, fit_seconds))
 share <- aggregate(cbind(DIC = DIC == k_true, AIC = AIC == k_true, BIC = BIC == k_true,
                          ICL = ICL == k_true) ~ truth + n, data = result, FUN = mean)
 print(share)

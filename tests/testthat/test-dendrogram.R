@@ -81,7 +81,10 @@ test_that("heights are symmetric, non-negative and do not depend on the referenc
   p <- moe_params(W = matrix(rnorm(8), 2), b0 = c(rnorm(3), 0),
                   coef = matrix(rnorm(12), 3), sigma2 = rexp(4))
   spec <- list(params = p, gate = gate_softmax(), expert = expert_gaussian(), method = "ml")
-  a <- moegate:::dendrogram_atoms(spec, "normalized")
+  ctx <- list(gate = gate_softmax(), weights = "intercept", tau = 1, at = c(0, 0),
+              U_at = matrix(0, 1, 2))
+  a <- moegate:::dendrogram_atoms(spec, ctx)
+  expect_equal(sum(exp(a$lw)), 1)
   for (i in 1:4) for (j in 1:4) {
     dij <- moegate:::atom_distance(a, i, j, FALSE)
     expect_equal(dij, moegate:::atom_distance(a, j, i, FALSE))
@@ -125,6 +128,14 @@ test_that("levels, DIC and the hclust/dendrogram methods agree", {
   d <- dend_data(800, seed = 3)
   fit <- quiet_fit(y ~ x1, data = d, k = 4, control = moe_control(maxit = 300))
   tree <- moe_dendrogram(fit)
+  expect_equal(tree$weights, "mass")
+  expect_equal(tree$at, colMeans(fit$z))
+  # The masses are the average gate weights over the data, summing to one.
+  atoms <- moegate:::dendrogram_atoms(
+    list(params = fit$params, gate = fit$gate, expert = fit$expert),
+    list(gate = fit$gate, weights = "mass", tau = 1, U = fit$z))
+  expect_equal(exp(atoms$lw), unname(colMeans(predict(fit, type = "gate"))))
+  expect_equal(sum(exp(atoms$lw)), 1)
   expect_equal(tree$table$k, 4:1)
   expect_equal(tree$table$loglik[1], fit$loglik, tolerance = 1e-10)
   n <- nobs(fit)
@@ -209,6 +220,8 @@ test_that("unsupported fits and bad arguments get clear errors", {
   expect_error(moe_dendrogram(lsq), "least-squares")
   expect_error(moe_dendrogram(lm(y ~ x1, data = d)), class = "moe_error_fit")
   expect_error(moe_dendrogram(fit, weights = "raw"), class = "moe_error_weights")
+  expect_error(moe_dendrogram(fit$params, gate = "softmax", weights = "mass"),
+               class = "moe_error_weights")
   expect_error(moe_dendrogram(fit, include_gate = NA), class = "moe_error_include_gate")
   expect_error(moe_dendrogram(fit, omega = -1), class = "moe_error_omega")
   tree <- moe_dendrogram(fit)
