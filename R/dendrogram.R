@@ -150,6 +150,10 @@ moe_dendrogram <- function(fit, weights = NULL, include_gate = FALSE, omega = NU
   }
   check_mergeable(spec)
   has_data <- inherits(fit, "moe")
+  if (has_data && (!is.null(fit$offset) || !is.null(fit$weights))) {
+    stop_arg("fit", "a fit without offset and case weights: the merged levels' ",
+             "log-likelihoods do not take them into account yet")
+  }
   weights <- weights %||% if (has_data) "mass" else "intercept"
   weights <- check_choice(weights, c("mass", "intercept", "reference"), "weights")
   if (weights == "mass" && !has_data) {

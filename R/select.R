@@ -24,7 +24,7 @@
 #' observations: \eqn{AIC = -2\hat\ell + 2d}, \eqn{BIC = -2\hat\ell + d \log
 #' n}, and the integrated completed likelihood \eqn{ICL = BIC + 2 E} with the
 #' posterior entropy \eqn{E = -\sum_{n,i} \tau_{ni} \log \tau_{ni}} of the
-#' responsibilities (Biernacki, Celeux and Govaert, 2000; the form
+#' responsibilities (each row counted with its case weight) (Biernacki, Celeux and Govaert, 2000; the form
 #' `flexmix::ICL()` uses). Smaller is better for all three.
 #'
 #' **Failures and warnings.** A k whose every start fails (e.g. too many
@@ -38,7 +38,8 @@
 #' @param k Numbers of experts to fit: positive whole numbers.
 #' @param criterion Criterion that picks the best fit: `"BIC"`, `"AIC"` or
 #'   `"ICL"`.
-#' @param ... Further arguments of [moe()]: `expert`, `gate`, `method`, `model`.
+#' @param ... Further arguments of [moe()]: `expert`, `gate`, `method`, `model`,
+#'   `weights`, `offset` (as vectors, one value per row of `data`).
 #' @param control [moe_control()] settings, shared by every fit.
 #' @param seed Integer seed from which every task's random stream derives.
 #' @param progress Show a progress bar (through progressr)?
@@ -89,7 +90,7 @@ moe_select <- function(formula, data, k = 1:3, criterion = c("BIC", "AIC", "ICL"
   check_number(seed, "seed", integer = TRUE)
   check_flag(progress, "progress")
   dots <- list(...)
-  allowed <- c("expert", "gate", "method", "model")
+  allowed <- c("expert", "gate", "method", "model", "weights", "offset")
   nm <- names(dots) %||% rep("", length(dots))
   bad <- nm[!nm %in% allowed]
   if (length(bad)) {
@@ -208,7 +209,9 @@ fit_criteria <- function(fit) {
   n <- fit$nobs
   bic <- -2 * ll + log(n) * df
   post <- fit$posterior
-  entropy <- if (is.null(post)) NA_real_ else -sum(post[post > 0] * log(post[post > 0]))
+  # Case weights count as replicated rows, in the entropy as in nobs().
+  w <- fit$weights %||% rep(1, NROW(post))
+  entropy <- if (is.null(post)) NA_real_ else -sum(w * rowSums(ifelse(post > 0, post * log(post), 0)))
   c(AIC = -2 * ll + 2 * df, BIC = bic, ICL = bic + 2 * entropy)
 }
 

@@ -123,3 +123,21 @@ test_that("bad inputs get clear errors", {
   expect_error(as_moe(sel, k = 3), class = "moe_error_k")
   expect_error(best(sel, criterion = "DIC"), class = "moe_error_criterion")
 })
+
+test_that("case weights pass through; ICL counts each row with its weight", {
+  d <- select_data(200)
+  w <- rep(c(1, 2), 100)
+  sel <- suppressWarnings(moe_select(y ~ x1, data = d, k = 1:2, weights = w,
+                                     control = moe_control(maxit = 200)))
+  fit <- sel$fits[["2"]]
+  expect_equal(fit$weights, w)
+  expect_equal(nobs(fit), 300)
+  post <- fit$posterior
+  entropy <- -sum(w * rowSums(post * log(post)))
+  expect_equal(sel$table$ICL[2], BIC(fit) + 2 * entropy)
+  # Integer weights are replicated rows: same table as the doubled data.
+  dd <- d[rep(seq_len(200), w), ]
+  sel2 <- suppressWarnings(moe_select(y ~ x1, data = dd, k = 1, control = moe_control(maxit = 200)))
+  expect_equal(sel2$table$logLik, sel$table$logLik[1], tolerance = 1e-8)
+  expect_error(moe_dendrogram(fit), class = "moe_error_fit")
+})
