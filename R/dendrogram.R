@@ -280,11 +280,13 @@ log_sum_exp <- function(v) {
 
 # Dissimilarity of atoms i and j (see ?moe_dendrogram, Merge height).
 atom_distance <- function(a, i, j, include_gate) {
-  wi <- exp(a$lw[i])
-  wj <- exp(a$lw[j])
   sq <- function(m) sum((m[i, ] - m[j, ])^2)
   inner <- sq(a$A) + sq(a$s2) + if (include_gate) sq(a$w) else 0
-  (1 / (1 / wi + 1 / wj)) * (sq(a$b) + sqrt(inner))
+  part <- sq(a$b) + sqrt(inner)
+  if (part == 0) return(0)
+  # (1 / pi_i + 1 / pi_j)^(-1) = pi_i pi_j / (pi_i + pi_j), in logs: the
+  # reference weights e^{b0} can overflow.
+  exp(a$lw[i] + a$lw[j] - log_sum_exp(a$lw[c(i, j)]) + log(part))
 }
 
 # Bottom-up merging: heights, hclust merge matrix and the atoms of every level.
@@ -298,15 +300,16 @@ merge_tree <- function(atoms, spec, include_gate, ctx) {
   height <- numeric(max(K - 1, 0))
   for (s in seq_len(K - 1)) {
     m <- length(a$lw)
-    best <- c(Inf, NA, NA)
+    pairs <- which(upper.tri(diag(m)), arr.ind = TRUE)
+    pairs <- pairs[order(pairs[, 1], pairs[, 2]), , drop = FALSE]
+    dist <- vapply(seq_len(nrow(pairs)), function(r) {
+      atom_distance(a, pairs[r, 1], pairs[r, 2], include_gate)
+    }, 0)
     # Ties go to the first pair in (i, j) order: deterministic.
-    for (i in seq_len(m - 1)) for (j in (i + 1):m) {
-      dij <- atom_distance(a, i, j, include_gate)
-      if (dij < best[1]) best <- c(dij, i, j)
-    }
-    i <- best[2]
-    j <- best[3]
-    height[s] <- best[1]
+    best <- which.min(dist)
+    i <- pairs[best, 1]
+    j <- pairs[best, 2]
+    height[s] <- dist[best]
     pair <- ids[c(i, j)]
     merge[s, ] <- if (all(pair < 0)) pair[order(-pair)] else if (any(pair < 0)) {
       pair[order(pair >= 0)]

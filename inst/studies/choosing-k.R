@@ -64,8 +64,11 @@ one_replication <- function(name, n, rep) {
   t_tree <- proc.time()[["elapsed"]] - t0
   # The papers' weights (e^{b0} in the reference convention, as the public
   # code) and the intercept weights, for comparison with the default masses.
-  dic_reference <- moe_dendrogram(over, weights = "reference")$k_selected
-  dic_intercept <- moe_dendrogram(over, weights = "intercept")$k_selected
+  other_dic <- function(w) {
+    tryCatch(moe_dendrogram(over, weights = w)$k_selected, error = function(e) NA_integer_)
+  }
+  dic_reference <- other_dic("reference")
+  dic_intercept <- other_dic("intercept")
   merged <- as_moe(tree, k = k_true)
   t0 <- proc.time()[["elapsed"]]
   refined <- suppressWarnings(as_moe(tree, k = k_true, refine = TRUE))

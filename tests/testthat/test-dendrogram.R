@@ -231,3 +231,15 @@ test_that("unsupported fits and bad arguments get clear errors", {
   expect_error(as_moe(tree, k = 2, refine = -1), class = "moe_error_refine")
   expect_error(plot(tree, what = "heights"), class = "moe_error_what")
 })
+
+test_that("extreme intercepts do not break the heights", {
+  # e^{b0} overflows for the reference weights; heights stay defined.
+  p <- moe_params(W = matrix(c(1, -1, 0.5, 0), 1), b0 = c(800, 790, -5, 0),
+                  coef = cbind(c(1, 1), c(1, 1.1), c(-1, 2), c(3, 0)), sigma2 = c(1, 1, 1, 1))
+  for (w in c("reference", "intercept")) {
+    tree <- moe_dendrogram(p, gate = "softmax", weights = w)
+    expect_false(anyNA(tree$height))
+    expect_true(all(tree$height >= 0))
+    expect_equal(nrow(tree$merge), 3)
+  }
+})
