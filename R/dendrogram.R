@@ -130,7 +130,8 @@
 #'                     coef = cbind(c(2, 3), c(-2, -1)), sigma2 = c(0.1, 0.1))
 #' set.seed(1)
 #' d <- rmoe(1000, truth)
-#' fit <- moe(y ~ x1, data = d, k = 4, control = moe_control(maxit = 300))
+#' # Over-specified fits converge slowly; 300 EM iterations are enough here.
+#' fit <- suppressWarnings(moe(y ~ x1, data = d, k = 4, control = moe_control(maxit = 300)))
 #' tree <- moe_dendrogram(fit)
 #' tree
 #' plot(tree)

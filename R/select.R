@@ -271,6 +271,11 @@ print.moe_select <- function(x, digits = max(3L, getOption("digits") - 3L), ...)
 #' @param criteria Which criteria to draw.
 #' @param ... Further graphical parameters passed to [graphics::matplot()].
 #' @return `x`, invisibly.
+#' @examples
+#' set.seed(3)
+#' d <- data.frame(x = runif(300, -1, 1))
+#' d$y <- ifelse(runif(300) < plogis(4 * d$x), 1 + 2 * d$x, -1 - d$x) + rnorm(300, sd = 0.3)
+#' plot(moe_select(y ~ x, data = d, k = 1:3), criteria = c("BIC", "ICL"))
 #' @export
 plot.moe_select <- function(x, criteria = c("AIC", "BIC", "ICL"), ...) {
   if (!is.character(criteria) || !all(criteria %in% c("AIC", "BIC", "ICL"))) {
@@ -305,6 +310,14 @@ plot.moe_select <- function(x, criteria = c("AIC", "BIC", "ICL"), ...) {
 #' @param ... Further arguments of the methods.
 #' @return A fitted `moe` model.
 #' @seealso [best()].
+#' @examples
+#' set.seed(3)
+#' d <- data.frame(x = runif(400, -1, 1))
+#' d$y <- ifelse(runif(400) < plogis(4 * d$x), 1 + 2 * d$x, -1 - d$x) + rnorm(400, sd = 0.3)
+#' sel <- suppressWarnings(moe_select(y ~ x, data = d, k = 1:3))
+#' as_moe(sel, k = 3)$k
+#' tree <- moe_dendrogram(as_moe(sel, k = 3))
+#' logLik(as_moe(tree, k = 2, refine = TRUE))
 #' @export
 as_moe <- function(x, ...) UseMethod("as_moe")
 
