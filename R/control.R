@@ -19,7 +19,15 @@
 #'   replaced by small random vectors.
 #' @param nthreads Number of OpenMP threads used over observations. Results do
 #'   not depend on it.
-#' @param trace Print the log-likelihood every `trace` iterations (0: never).
+#' @param trace Print the log-likelihood every `trace` EM iterations (0:
+#'   never); least-squares fits print the residual sum of squares every
+#'   `trace` objective evaluations of L-BFGS. With several starts each line
+#'   says which start it belongs to ("start 2/5").
+#' @param progress With `n_starts > 1`: show a progress bar over the starts
+#'   (through progressr, with its [progressr::handlers()]) once the fit has
+#'   run for 2 seconds (or `getOption("progressr.enable_after")`, if longer).
+#'   The default shows it in interactive sessions. Either way the fit signals
+#'   progressr conditions, so `progressr::with_progress(moe(...))` shows them.
 #' @param accelerate `"none"` (plain EM) or `"squarem"`: SQUAREM extrapolation
 #'   (Varadhan and Roland, 2008) along two EM steps, kept only when it increases
 #'   the log-likelihood, so the fit stays monotone. Pays off for slow,
@@ -51,7 +59,7 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
                         nthreads = 1, trace = 0, gate_maxit = NULL, gate_tol = 1e-10,
                         expert_maxit = 25, expert_tol = 1e-10,
                         accelerate = c("none", "squarem"),
-                        gate_optimizer = c("fisher", "lbfgs")) {
+                        gate_optimizer = c("fisher", "lbfgs"), progress = interactive()) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
   maxit <- check_count(maxit, "maxit")
   n_starts <- check_count(n_starts, "n_starts")
@@ -62,12 +70,14 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
   expert_maxit <- check_count(expert_maxit, "expert_maxit")
   check_number(expert_tol, "expert_tol", lower = 0, lower_open = TRUE)
   init <- check_init(init)
+  check_flag(progress, "progress")
   accelerate <- match_arg(accelerate)
   gate_optimizer <- match_arg(gate_optimizer)
   structure(list(tol = tol, maxit = maxit, n_starts = n_starts, init = init,
                  nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
                  gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
-                 accelerate = accelerate, gate_optimizer = gate_optimizer),
+                 accelerate = accelerate, gate_optimizer = gate_optimizer,
+                 progress = progress),
             class = "moe_control")
 }
 

@@ -83,6 +83,7 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
              "gate_sigmoid(normalize = TRUE)")
   }
   check_designs(X, U, gate, design_args)
+  if (k > 1) check_gate_varies(gate, U, k)
   p <- ncol(X)
   K <- resp$n_classes
   n_expert_par <- if (expert$family == "gaussian") p else p * (K - 1)
@@ -98,10 +99,31 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
     make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims)
   })
   runner <- if (method == "ml") run_em else run_lsq
-  runs <- lapply(starts, function(start) {
-    runner(start, resp = resp, X = X, U = U, expert = expert, gate = gate,
-           control = control, dims = dims)
-  })
+  n_starts <- length(starts)
+  run_all <- function() {
+    # progressr conditions, one per start: a bar when the caller (or
+    # moe_control(progress = TRUE)) shows them.
+    tick <- if (n_starts > 1 && has_progressr()) progressr::progressor(steps = n_starts) else
+      function(...) NULL
+    lapply(seq_len(n_starts), function(s) {
+      label <- if (n_starts > 1) sprintf("start %d/%d: ", s, n_starts) else ""
+      if (control$trace > 0 && n_starts > 1) cat(sprintf("Start %d of %d\n", s, n_starts))
+      r <- runner(starts[[s]], resp = resp, X = X, U = U, expert = expert, gate = gate,
+                  control = control, dims = dims, label = label)
+      tick(message = sprintf("start %d/%d", s, n_starts))
+      r
+    })
+  }
+  runs <- if (n_starts > 1 && isTRUE(control$progress) && has_progressr()) {
+    # Shown only once the starts have run for 2 seconds (longer if the user
+    # set progressr.enable_after so); enable = TRUE also outside interactive
+    # sessions, as requested.
+    old <- options(progressr.enable_after = max(2, getOption("progressr.enable_after", 0)))
+    on.exit(options(old), add = TRUE)
+    progressr::with_progress(run_all(), enable = TRUE)
+  } else {
+    run_all()
+  }
   objective <- vapply(runs, function(r) r$objective, 0)
   ok <- vapply(runs, function(r) r$ok, TRUE)
   if (!any(ok)) {
@@ -120,6 +142,9 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   } else {
     k * p + 1
   }
+  out$separation <- if (expert$family == "multinomial" && !is.null(out$params)) {
+    detect_separation(out$params$expert$coef, X, out$posterior, weights)
+  } else rep(FALSE, k)
   # Case weights count as replicated rows (as in flexmix): nobs() is their sum.
   out$nobs <- if (is.null(weights)) n else sum(weights)
   out$weights <- weights
@@ -149,6 +174,49 @@ check_offset <- function(offset, n, expert, gate, method) {
              "do not sum to one")
   }
   as.numeric(offset)
+}
+
+# A gate whose weights are the same for every observation whatever its gate
+# vectors (the cosine of a single positive covariate is always 1) leaves
+# those vectors unidentified: warn before fitting. Two fixed parameter sets
+# (no RNG draws) stand in for "any parameters".
+check_gate_varies <- function(gate, U, k) {
+  q <- ncol(U)
+  if (q == 0 || nrow(U) < 2) return(invisible(TRUE))
+  spec <- gate_cpp_spec(gate)
+  varies <- vapply(list(sin, cos), function(f) {
+    W <- matrix(3 * f(seq_len(q * k)), q, k)
+    lw <- cpp_gate_forward(U, spec, list(W = W, b0 = rep(0, k), tau = gate$temperature),
+                           1L)$log_weights
+    any(apply(lw, 2, function(v) diff(range(v))) > 1e-8)
+  }, TRUE)
+  if (!any(varies)) {
+    warning(structure(class = c("moe_constant_gate_warning", "warning", "condition"),
+                      list(message = paste0(
+                        "The ", gate$name, " gate cannot vary over these data: its weights ",
+                        "are the same for every observation whatever its gate vectors ",
+                        "(e.g. the cosine of a single positive covariate is always 1), so ",
+                        "only the gate intercepts act and the gate vectors are not ",
+                        "identified; use another gate or more gate covariates"),
+                        call = NULL)))
+  }
+  invisible(any(varies))
+}
+
+# Complete or quasi-complete separation in a multinomial expert, detected as
+# glm() does: fitted class probabilities numerically 0 or 1 among the
+# observations the expert explains (posterior times case weight above 1/2).
+# The EM log-likelihood then converges while the coefficients run off.
+detect_separation <- function(coef, X, posterior, weights) {
+  k <- dim(coef)[3]
+  P <- expert_class_probs(coef, X, NULL)
+  eps <- 10 * .Machine$double.eps
+  vapply(seq_len(k), function(i) {
+    own <- posterior[, i] * (weights %||% 1) > 0.5
+    if (!any(own)) return(FALSE)
+    p <- P[own, , i, drop = FALSE]
+    any(p < eps | p > 1 - eps)
+  }, TRUE)
 }
 
 # Case weights: a weight of 2 means the same as the row appearing twice.
@@ -362,8 +430,10 @@ check_params_types <- function(params, arg) {
   if (!is.list(params) || !is.list(params$gate) || !is.list(params$expert)) {
     stop_arg(arg, "a moe_params object (a list with elements `gate` and `expert`)", got = params)
   }
-  num <- function(x, what) {
-    if (is.null(x) || !(is.numeric(x) || is.logical(x) && all(is.na(x))) || length(x) == 0) {
+  # empty_ok: a 0 x k matrix of gate vectors is a gate without covariates (y ~ x | 1).
+  num <- function(x, what, empty_ok = FALSE) {
+    if (is.null(x) || !(is.numeric(x) || is.logical(x) && all(is.na(x))) ||
+        (length(x) == 0 && !empty_ok)) {
       stop_arg(arg, "numeric ", what, got = x)
     }
     if (any(!is.finite(x))) stop_arg(arg, "finite ", what, " (no NA, NaN or Inf)")
@@ -372,7 +442,7 @@ check_params_types <- function(params, arg) {
   }
   W <- params$gate$W
   if (!is.null(W) && is.null(dim(W)) && is.numeric(W)) W <- matrix(W, nrow = 1)
-  W <- num(W, "gate vectors `W`")
+  W <- num(W, "gate vectors `W`", empty_ok = is.matrix(W) && ncol(W) > 0)
   if (length(dim(W)) != 2) stop_arg(arg, "a matrix of gate vectors `W`; got ", dim_string(W))
   params$gate$W <- W
   params$gate$b0 <- as.numeric(num(params$gate$b0, "gate intercepts `b0`"))
@@ -460,7 +530,9 @@ control_cpp <- function(control) {
 
 # ---- the two estimators ------------------------------------------------------
 
-run_em <- function(start, resp, X, U, expert, gate, control, dims) {
+has_progressr <- function() requireNamespace("progressr", quietly = TRUE)
+
+run_em <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   cp <- params_to_cpp(start$params, expert, dims$k)
   R0 <- if (is.null(start$R0)) matrix(0, 0, dims$k) else start$R0
   # The first M-step from a start's responsibilities is weighted like all others.
@@ -468,7 +540,7 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims) {
   res <- cpp_em_fit(X, resp$Y, U, gate_cpp_spec(gate),
                     expert_cpp_spec(expert, resp$var_y, resp$n_classes),
                     cp$gate, cp$expert, R0,
-                    c(control_cpp(control), list(weights = dims$weights)))
+                    c(control_cpp(control), list(weights = dims$weights, trace_label = label)))
   ok <- res$status == "ok" && is.finite(res$loglik) &&
     all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
@@ -479,7 +551,7 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims) {
        posterior = res$posterior, floor_binds = res$floor_binds, rss = NULL)
 }
 
-run_lsq <- function(start, resp, X, U, expert, gate, control, dims) {
+run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   params <- start$params
   if (!is.null(start$R0)) {
     # Least-squares start: weighted linear fits of each soft group.
@@ -493,7 +565,8 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims) {
   }
   cp <- params_to_cpp(params, expert, dims$k)
   res <- cpp_lsq_fit(X, resp$Y, U, gate_cpp_spec(gate), expert$activation, cp$gate,
-                     cp$expert$coef, c(control_cpp(control), list(weights = dims$weights)))
+                     cp$expert$coef, c(control_cpp(control),
+                                       list(weights = dims$weights, trace_label = label)))
   # The number of observations the (weighted) RSS sums over.
   n <- if (is.null(dims$weights)) dims$n else sum(dims$weights)
   ok <- is.finite(res$rss) && all(is.finite(unlist(res$gate))) && all(is.finite(res$coef))
@@ -535,6 +608,15 @@ signal_fit_problems <- function(fit, method) {
                                               "posterior weight; their parameters are not estimable"),
                              call = NULL)))
     }
+  }
+  if (any(fit$separation)) {
+    warning(structure(class = c("moe_separation_warning", "warning", "condition"),
+                      list(message = paste0(
+                        "Separation in expert(s) ", paste(which(fit$separation), collapse = ", "),
+                        ": fitted class probabilities numerically 0 or 1 occurred; the ",
+                        "coefficients run off towards infinity and are not meaningful (as in ",
+                        "glm). Remove the separating covariate, merge classes or use fewer experts"),
+                        call = NULL)))
   }
   if (isTRUE(fit$decreased)) {
     warning(structure(class = c("moe_monotonicity_warning", "warning", "condition"),

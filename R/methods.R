@@ -117,7 +117,7 @@ moe_covariance <- function(object) {
   note <- NULL
   if (n_model > 0) {
     info <- observed_information(object)
-    res <- information_inverse(info, nm[seq_len(n_model)])
+    res <- information_inverse(info, nm[seq_len(n_model)], singular_causes(object))
     V[seq_len(n_model), seq_len(n_model)] <- res$vcov
     note <- res$note
   }
@@ -134,7 +134,36 @@ moe_covariance <- function(object) {
   list(vcov = V, note = note)
 }
 
-information_inverse <- function(info, nm) {
+# Why the observed information of this fit may be singular, most specific
+# first: what summary()'s note names instead of a generic list.
+singular_causes <- function(object) {
+  causes <- character(0)
+  if (!isTRUE(object$converged)) {
+    causes <- c(causes, paste0("the fit did not converge (", object$iter, " iterations; ",
+                               "increase `maxit` in moe_control())"))
+  }
+  if (any(object$separation)) {
+    causes <- c(causes, paste0("separation in expert(s) ",
+                               paste(which(object$separation), collapse = ", "),
+                               " (fitted class probabilities 0 or 1; the coefficients run off)"))
+  }
+  g <- object$gate
+  if (object$k > 1 && identical(g$score, "cosine")) {
+    causes <- c(causes, "the cosine gate's invariance: only the direction of each gate vector acts, not its norm")
+  }
+  if (object$k > 1 && isTRUE(g$estimate_tau) && identical(g$score, "inner") &&
+      identical(g$activation, "identity")) {
+    causes <- c(causes, paste("the invariance of this gate under a common scaling of the gate",
+                              "vectors and the temperature"))
+  }
+  if (length(causes) == 0) {
+    causes <- paste("parameters the data barely identify (an expert with few observations,",
+                    "nearly collinear covariates, or more experts than the data support)")
+  }
+  causes
+}
+
+information_inverse <- function(info, nm, causes = NULL) {
   P <- nrow(info)
   V <- matrix(NA_real_, P, P, dimnames = list(nm, nm))
   if (any(!is.finite(info))) {
@@ -166,10 +195,11 @@ information_inverse <- function(info, nm) {
   loading <- sqrt(rowSums(eig$vectors[, null, drop = FALSE]^2))
   ok <- loading < 1e-4
   V[ok, ok] <- Vp[ok, ok]
+  causes <- causes %||% paste("an invariance of the gate or parameters the data barely",
+                              "identify")
   list(vcov = V, note = paste0(
-    "The observed information is singular in ", sum(null), " direction(s): invariances ",
-    "such as the norm of cosine gate vectors or a common scaling of gate vectors and ",
-    "temperature, or parameters the data barely identify. No standard errors for: ",
+    "The observed information is singular in ", sum(null), " direction(s), because of ",
+    paste(causes, collapse = "; or "), ". No standard errors for: ",
     paste(nm[!ok], collapse = ", "), "."))
 }
 
@@ -500,6 +530,13 @@ summary.moe <- function(object, ...) {
   })
   names(experts) <- paste0("expert", seq_len(object$k))
   notes <- cov$note
+  if (any(object$separation)) {
+    notes <- c(notes, paste0(
+      "Separation in expert(s) ", paste(which(object$separation), collapse = ", "),
+      ": fitted class probabilities numerically 0 or 1 among the observations of ",
+      "that expert, so its coefficients run off towards infinity (as glm warns); ",
+      "their estimates and standard errors are not meaningful."))
+  }
   info <- gate_info(object$gate, nrow(object$params$gate$W), object$k)
   if (object$k > 1 && (info$w_reference || info$b_reference)) {
     notes <- c(paste0("Expert ", object$k, " is the gate's reference (",

@@ -84,7 +84,13 @@
 #'   a named vector of accepted `steps`, full Fisher-scoring `passes` and
 #'   objective-only `light_passes`; a slow fit with many passes per EM
 #'   iteration is worth a look at `gate_maxit`), `offset` (the expert offset,
-#'   or `NULL`), `weights` (the case weights, or `NULL`).
+#'   or `NULL`), `weights` (the case weights, or `NULL`), `separation`
+#'   (logical, one per expert: fitted class probabilities numerically 0 or 1
+#'   among the expert's observations, signalled by a `moe_separation_warning`).
+#'
+#'   A gate whose weights cannot vary over the data whatever its parameters
+#'   (the cosine of one positive covariate is always 1) is signalled by a
+#'   `moe_constant_gate_warning` before fitting.
 #' @seealso [gate()], [expert_gaussian()], [moe_control()], [predict.moe()],
 #'   [rmoe()].
 #' @examples
@@ -241,7 +247,7 @@ new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k,
               fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
               sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
               levels = fit$dims$levels, gate_work = fit$gate_work, offset = offset,
-              weights = fit$weights)
+              weights = fit$weights, separation = fit$separation)
   class(obj) <- c(paste0("moe_", expert$family), "moe")
   pred <- moe_predict_core(obj, X, Z, offset = offset)
   obj$posterior <- if (method == "ml") fit$posterior else NULL

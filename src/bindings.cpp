@@ -84,6 +84,16 @@ const VectorXd* control_weights(const List& control, VectorXd& store) {
   return weights_from(control["weights"], store);
 }
 
+int trace_from(const List& control) {
+  return control.containsElementNamed("trace") ? Rcpp::as<int>(control["trace"]) : 0;
+}
+
+// Prefix of trace lines, e.g. "start 2/5: " (empty for a single start).
+std::string trace_label_from(const List& control) {
+  if (!control.containsElementNamed("trace_label") || Rf_isNull(control["trace_label"])) return "";
+  return Rcpp::as<std::string>(control["trace_label"]);
+}
+
 int nthreads_from(const List& control) {
   return control.containsElementNamed("nthreads") ? Rcpp::as<int>(control["nthreads"]) : 1;
 }
@@ -111,9 +121,11 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
                 Rcpp::as<std::string>(control["accelerate"]) == "squarem";
   VectorXd w_store;
   ctl.weights = control_weights(control, w_store);
-  const int trace = control.containsElementNamed("trace") ? Rcpp::as<int>(control["trace"]) : 0;
-  auto between = [trace](int it, double ll) {
-    if (trace > 0 && it % trace == 0) Rprintf("  iteration %5d  log-likelihood %.10g\n", it, ll);
+  const int trace = trace_from(control);
+  const std::string label = trace_label_from(control);
+  auto between = [trace, &label](int it, double ll) {
+    if (trace > 0 && it % trace == 0)
+      Rprintf("  %siteration %5d  log-likelihood %.10g\n", label.c_str(), it, ll);
     Rcpp::checkUserInterrupt();
   };
   EmResult res = em_fit(gate, *expert, X, Y, U, gate_params_from(gate_params),
@@ -148,6 +160,14 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   ctl.nthreads = nthreads_from(control);
   VectorXd w_store;
   ctl.weights = control_weights(control, w_store);
+  const int trace = trace_from(control);
+  const std::string label = trace_label_from(control);
+  if (trace > 0) {
+    // L-BFGS has no iteration hook: trace its objective evaluations.
+    ctl.between = [trace, &label](int ev, double rss) {
+      if (ev % trace == 0) Rprintf("  %sevaluation %5d  RSS %.10g\n", label.c_str(), ev, rss);
+    };
+  }
   LsqResult res = lsq_fit(gate, activation, X, Y, U, gate_params_from(gate_params), coef, ctl);
   return List::create(Named("gate") = gate_params_to(res.gate), Named("coef") = res.coef,
                       Named("rss") = res.rss, Named("iter") = res.iter,

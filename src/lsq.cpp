@@ -82,14 +82,16 @@ LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X
   GateParams gp = gp0;
   gate.normalise_reference(gp);
   const VectorXd x0 = prob.pack(gp, coef0);
+  int evals = 0;
   // The objective per unit of weight (per observation when unweighted).
   const double scale = ctl.weights ? std::max(ctl.weights->sum(), 1e-300)
                                    : static_cast<double>(std::max<Index>(X.rows(), 1));
   LbfgsResult opt = lbfgs_best(
       [&](const VectorXd& x, VectorXd& grad) {
-        const double f = prob.rss(x, &grad) / scale;
+        const double rss = prob.rss(x, &grad);
         grad /= scale;
-        return f;
+        if (ctl.between) ctl.between(++evals, rss);
+        return rss / scale;
       },
       x0, ctl.maxit, ctl.tol, 1e-10, 60);
   LsqResult res;

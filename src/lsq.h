@@ -6,6 +6,7 @@
 #define MOEGATE_LSQ_H
 
 #include "expert.h"
+#include <functional>
 
 namespace moegate {
 
@@ -14,6 +15,9 @@ struct LsqControl {
   int maxit = 1000;
   int nthreads = 1;
   const VectorXd* weights = nullptr;  // case weights (n), or nullptr
+  // Called after every objective evaluation with (evaluation, RSS) when set
+  // (trace output and user interrupts; from the calling thread only).
+  std::function<void(int, double)> between;
 };
 
 struct LsqResult {

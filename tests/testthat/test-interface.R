@@ -191,3 +191,77 @@ test_that("choices match partially like match.arg, with classed errors", {
   expect_error(moe_control(gate_optimizer = ""), class = "moe_error_gate_optimizer")
   expect_error(moe_control(accelerate = NA_character_), class = "moe_error_accelerate")
 })
+
+test_that("separation in a multinomial expert gives a classed warning and a summary note", {
+  ir <- iris
+  ir$setosa <- factor(ir$Species == "setosa")
+  expect_warning(fit <- moe(setosa ~ Petal.Length, data = ir, k = 1),
+                 class = "moe_separation_warning")
+  expect_identical(fit$separation, TRUE)
+  notes <- summary(fit)$notes
+  expect_true(any(grepl("Separation in expert\\(s\\) 1", notes)))
+  # The NA standard errors are put down to separation, not to a gate invariance.
+  expect_true(any(grepl("because of separation", notes)))
+  expect_false(any(grepl("cosine", notes)))
+  # Overlapping classes: no warning.
+  expect_no_warning(ok <- moe(Species ~ Sepal.Length, data = iris, k = 1))
+  expect_identical(ok$separation, FALSE)
+  expect_false(any(grepl("Separation", summary(ok)$notes)))
+})
+
+test_that("a gate that cannot vary over the data warns", {
+  skip_if_not_installed("MASS")
+  B <- MASS::Boston
+  fit <- moe(log(medv) ~ rm | rm, data = B, k = 2)
+  # The cosine of a single positive covariate is always 1.
+  expect_warning(cos_fit <- update(fit, gate = "cosine"), class = "moe_constant_gate_warning")
+  expect_lt(diff(range(predict(cos_fit, type = "gate")[, 1])), 1e-12)
+  # Two covariates, or a covariate of both signs, let it vary: no warning.
+  expect_no_warning(moe(log(medv) ~ rm | rm + lstat, data = B, k = 2, gate = "cosine"),
+                    class = "moe_constant_gate_warning")
+  B$rm_c <- B$rm - mean(B$rm)
+  expect_no_warning(moe(log(medv) ~ rm | rm_c, data = B, k = 2, gate = "cosine"),
+                    class = "moe_constant_gate_warning")
+  # A gate without covariates is a deliberate mixture of regressions.
+  expect_no_warning(moe(log(medv) ~ rm | 1, data = B, k = 2), class = "moe_constant_gate_warning")
+})
+
+test_that("summary()'s note on NA standard errors names the cause of this fit", {
+  skip_if_not_installed("MASS")
+  B <- MASS::Boston
+  cos_fit <- moe(log(medv) ~ rm | rm + lstat, data = B, k = 2, gate = "cosine")
+  expect_true(any(grepl("cosine gate's invariance", summary(cos_fit)$notes)))
+  short <- suppressWarnings(moe(log(medv) ~ rm | lstat, data = B, k = 3,
+                                control = moe_control(maxit = 3)))
+  notes <- summary(short)$notes
+  if (any(grepl("singular", notes))) {
+    expect_true(any(grepl("did not converge", notes)))
+    expect_false(any(grepl("cosine", notes)))
+  }
+  expect_identical(moegate:::singular_causes(short)[1],
+                   "the fit did not converge (3 iterations; increase `maxit` in moe_control())")
+})
+
+test_that("trace names the start, least squares traces, starts signal progress", {
+  d <- two_expert_data(300)
+  out <- capture.output(f0 <- suppressWarnings(
+    moe(y ~ x1, data = d, k = 2, control = moe_control(n_starts = 2, trace = 5, maxit = 10))))
+  expect_true(any(grepl("start 1/2: iteration +5", out)))
+  expect_true(any(grepl("start 2/2: iteration +10", out)))
+  one <- capture.output(f1 <- moe(y ~ x1, data = d, k = 2, control = moe_control(trace = 5)))
+  expect_true(any(grepl("^  iteration +5", one)))
+  expect_false(any(grepl("start", one)))
+  ls <- capture.output(f3 <- suppressWarnings(
+    moe(y ~ x1, data = d, k = 2, method = "lsq", control = moe_control(trace = 10, maxit = 30))))
+  expect_true(any(grepl("evaluation +10 +RSS", ls)))
+  expect_length(capture.output(f2 <- moe(y ~ x1, data = d, k = 2, method = "lsq")), 0)
+  skip_if_not_installed("progressr")
+  old <- options(progressr.enable = TRUE)
+  on.exit(options(old))
+  msgs <- character(0)
+  withCallingHandlers(
+    moe(y ~ x1, data = d, k = 2, control = moe_control(n_starts = 3, progress = FALSE)),
+    progression = function(p) if (identical(p$type, "update")) msgs <<- c(msgs, conditionMessage(p)))
+  expect_identical(msgs, c("start 1/3", "start 2/3", "start 3/3"))
+  expect_error(moe_control(progress = NA), class = "moe_error_progress")
+})

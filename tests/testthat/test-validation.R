@@ -38,7 +38,8 @@ test_that("starting values of the wrong shape, type or sign are refused", {
   expect_error(refit(bad$one_column(p)), "2 x 2 matrix")
   # Multinomial experts: the coefficient array must be p x (K - 1) x k.
   d$cls <- factor(ifelse(d$y > 0, "a", ifelse(d$x > 0, "b", "c")))
-  mfit <- moe(cls ~ x, data = d, k = 2)
+  # These classes are separated by x: the separation warning is expected.
+  mfit <- suppressWarnings(moe(cls ~ x, data = d, k = 2), classes = "moe_separation_warning")
   mp <- coef(mfit, type = "params")
   mp$expert$coef <- mp$expert$coef[, , 1, drop = FALSE]
   expect_error(moe(cls ~ x, data = d, k = 2, control = moe_control(init = mp)),
