@@ -4,10 +4,10 @@
 # summary, writes moegate-demo.png).
 #
 # The package is installed from a built tarball so that the installed package
-# has its vignettes (`vignette("moegate")`), and stripped of debug symbols
-# (Debian's R compiles with -g: a 37 MB library unstripped, 0.5 MB stripped).
-# MOEGATE_DEBUG=1 keeps the debug symbols; MOEGATE_NO_VIGNETTES=1 skips
-# building the vignettes (a faster install without them).
+# has its vignettes (`vignette("moegate")`). src/Makevars strips the debug
+# information Debian's R compiles in (a 37 MB library, 0.6 MB stripped);
+# MOEGATE_DEBUG=1 keeps it. MOEGATE_NO_VIGNETTES=1 skips building the
+# vignettes (a faster install without them).
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -29,7 +29,6 @@ if ! (cd "$build_dir" && R CMD build "${build_args[@]}" "$REPO_ROOT" >build.log 
 fi
 tarball="$(find "$build_dir" -maxdepth 1 -name 'moegate_*.tar.gz' | head -n 1)"
 install_args=(--no-multiarch)
-[ -z "${MOEGATE_DEBUG:-}" ] && install_args+=(--strip)
 log "R CMD INSTALL ${install_args[*]} $(basename "$tarball")"
 if ! R CMD INSTALL "${install_args[@]}" "$tarball" >"$build_dir/install.log" 2>&1; then
   log "R CMD INSTALL failed; last 60 lines:"

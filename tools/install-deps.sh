@@ -14,7 +14,7 @@ CRAN_REPO="https://cloud.r-project.org"
 APT_PKGS=(
   r-cran-rcpp r-cran-rcppeigen r-cran-formula r-cran-future r-cran-future.apply
   r-cran-progressr r-cran-knitr r-cran-rmarkdown r-cran-flexmix r-cran-nnet
-  r-cran-mass r-cran-callr r-cran-generics r-cran-testthat pandoc
+  r-cran-mass r-cran-callr r-cran-generics r-cran-testthat pandoc qpdf
 )
 APT_R_PKGS=(
   Rcpp RcppEigen Formula future future.apply progressr knitr rmarkdown flexmix
@@ -23,7 +23,8 @@ APT_R_PKGS=(
 # What each is for: Rcpp, RcppEigen, Formula, future.apply and generics are
 # moegate's own dependencies; future, progressr, flexmix, nnet, MASS, callr and
 # testthat are used by the tests (flexmix, nnet: reference fits; callr: the fuzz
-# suite's separate processes), knitr, rmarkdown and pandoc build the vignettes.
+# suite's separate processes), knitr, rmarkdown and pandoc build the vignettes,
+# qpdf is what R CMD check --as-cran checks PDF sizes with.
 # Developers regenerating the documentation also need roxygen2 (not installed here).
 # Not packaged for Debian 12: taken from CRAN (its headers provide the L-BFGS solver).
 CRAN_PKGS=(RcppNumerical)
@@ -51,6 +52,7 @@ as_root() {
 # --- 1. Debian packages ------------------------------------------------------
 missing_apt_r="$(missing_r_pkgs "${APT_R_PKGS[@]}")"
 if [ -z "$missing_apt_r" ] && command -v pandoc >/dev/null 2>&1 \
+   && command -v qpdf >/dev/null 2>&1 \
    && command -v Rscript >/dev/null 2>&1; then
   log "system packages already present; skipping apt-get"
 else
@@ -58,6 +60,7 @@ else
     log "missing R packages: $(echo "$missing_apt_r" | tr '\n' ' ')"
   fi
   command -v pandoc >/dev/null 2>&1 || log "missing: pandoc"
+  command -v qpdf >/dev/null 2>&1 || log "missing: qpdf"
   log "apt-get update"
   as_root apt-get update -q
   log "apt-get install ${APT_PKGS[*]}"
@@ -84,6 +87,7 @@ fi
 # --- 3. Verify ---------------------------------------------------------------
 still_missing="$(missing_r_pkgs "${APT_R_PKGS[@]}" "${CRAN_PKGS[@]}")"
 command -v pandoc >/dev/null 2>&1 || still_missing="${still_missing}"$'\n'"pandoc (system)"
+command -v qpdf >/dev/null 2>&1 || still_missing="${still_missing}"$'\n'"qpdf (system)"
 still_missing="$(printf '%s' "$still_missing" | sed '/^$/d')"
 if [ -n "$still_missing" ]; then
   printf '[moegate-setup] ERROR: still missing after installation:\n' >&2
