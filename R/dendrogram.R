@@ -138,6 +138,16 @@
 #' coef(tree, k = 2)
 #' merged <- as_moe(tree, k = 2, refine = TRUE)
 #' voronoi_loss(tree, truth)
+#'
+#' # In a rate study, the loss of the merged estimator with k* atoms (the
+#' # study's fits carry no data, so the weights are the intercept ones):
+#' merged_loss <- function(fit, truth) {
+#'   tree <- moe_dendrogram(fit$params, gate = fit$gate, expert = fit$expert)
+#'   voronoi_loss(coef(tree, k = ncol(truth$gate$W)), truth, "D1",
+#'                gate = fit$gate, expert = fit$expert)
+#' }
+#' setting <- moe_study_setting(truth, k = 4, n_grid = c(500, 1000), n_rep = 2,
+#'                              loss = merged_loss)
 #' @export
 moe_dendrogram <- function(fit, weights = NULL, include_gate = FALSE, omega = NULL,
                            gate = NULL, expert = NULL) {

@@ -243,3 +243,23 @@ test_that("extreme intercepts do not break the heights", {
     expect_equal(nrow(tree$merge), 3)
   }
 })
+
+test_that("a rate study can report the merged estimator's loss", {
+  skip_if_not_installed("future.apply")
+  merged_loss <- function(fit, truth) {
+    tree <- moe_dendrogram(fit$params, gate = fit$gate, expert = fit$expert)
+    merged <- coef(tree, k = ncol(truth$gate$W))
+    c(merged = voronoi_loss(merged, truth, "D1", gate = fit$gate, expert = fit$expert),
+      over = voronoi_loss(fit, truth, "rbar"))
+  }
+  setting <- moe_study_setting(dend_truth, k = 3, n_grid = c(300, 600), n_rep = 2,
+                               loss = merged_loss, control = moe_control(maxit = 200))
+  study <- suppressWarnings(rate_study(setting, seed = 1))
+  expect_true(all(is.finite(study$loss)))
+  expect_true(all(study$loss >= 0))
+  expect_true("loss_over" %in% names(study))
+  # The loss really is the merged model's: recompute one row by hand.
+  p <- study$params[[1]]
+  tree <- moe_dendrogram(p, gate = "softmax", expert = "gaussian")
+  expect_equal(study$loss[1], voronoi_loss(coef(tree, k = 2), dend_truth, "D1"))
+})
