@@ -391,7 +391,8 @@ model.frame.moe <- function(formula, ...) {
   }
   # Rebuild from the stored call, as model.frame.lm does for model = FALSE.
   cl <- formula$call
-  mf <- cl[c(1L, match(c("formula", "data", "subset", "na.action"), names(cl), 0L))]
+  mf <- cl[c(1L, match(c("formula", "data", "subset", "weights", "na.action", "offset"),
+                       names(cl), 0L))]
   mf$formula <- formula$formula
   mf$drop.unused.levels <- TRUE
   mf[[1L]] <- quote(stats::model.frame)

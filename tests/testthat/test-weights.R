@@ -137,3 +137,12 @@ test_that("bad weights are refused with classed errors", {
   d$na[1:5] <- NA
   expect_equal(nobs(moe(y ~ x1, data = d, k = 1, weights = na)), sum(d$w[-(1:5)]))
 })
+
+test_that("model.frame() of a fit without a stored frame keeps weights and offset", {
+  d <- weight_data(100)
+  d$off <- d$x1 / 2
+  fit <- moe(y ~ x1, data = d, k = 1, weights = w, offset = off, model = FALSE)
+  mf <- model.frame(fit)
+  expect_equal(unname(model.weights(mf)), d$w)
+  expect_equal(unname(model.offset(mf)), d$off)
+})
