@@ -562,7 +562,7 @@ plot.moe_dendrogram <- function(x, what = c("tree", "DIC"), ...) {
     tab <- x$table[!is.na(x$table$DIC), ]
     if (nrow(tab) == 0) stop_arg("x", "a dendrogram with DIC values (two or more atoms, built from a fit)")
     plot_with(list(x = tab$k, y = tab$DIC, type = "b", pch = 19, xlab = "number of atoms k",
-                   ylab = "DIC (smaller is better)", main = "Dendrogram information criterion",
+                   ylab = "DIC (smaller is better)", main = "DIC by level",
                    xaxt = "n"), ...)
     graphics::axis(1, at = tab$k)
     i <- match(x$k_selected, tab$k)
@@ -572,7 +572,7 @@ plot.moe_dendrogram <- function(x, what = c("tree", "DIC"), ...) {
   if (K < 2) stop_arg("x", "a dendrogram of at least two atoms: a one-expert fit has no merges")
   dend <- as.dendrogram.moe_dendrogram(x)
   do.call(graphics::plot, utils::modifyList(list(x = dend, ylab = "merge height",
-                                                 main = "Dendrogram of the mixing measure"),
+                                                 main = "Mixing-measure dendrogram"),
                                             list(...)))
   ks <- x$k_selected
   if (!is.na(ks) && ks >= 2) {
