@@ -82,7 +82,17 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
              "do not sum to one, so it defines no density. Use method = \"lsq\" or ",
              "gate_sigmoid(normalize = TRUE)")
   }
-  check_designs(X, U, gate, design_args)
+  # The fit runs in internal units (R/scaling.R): invariant to the origin and
+  # units of the covariates and the response wherever the model is.
+  scaling <- design_scaling(X, U, resp$Y[, 1], expert, gate, method, weights)
+  Xs <- scale_columns(X, scaling$x)
+  Us <- scale_columns(U, scaling$u)
+  resp_s <- resp
+  if (expert$family == "gaussian") {
+    resp_s$Y <- (resp$Y - scaling$y_centre) / scaling$y_scale
+    resp_s$var_y <- resp$var_y / scaling$y_scale^2
+  }
+  check_designs(Xs, Us, gate, design_args)
   if (k > 1) check_gate_varies(gate, U, k)
   p <- ncol(X)
   K <- resp$n_classes
@@ -96,9 +106,11 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   dims <- list(n = n, p = p, q = ncol(U), k = k, K = K, x_names = colnames(X),
                z_names = colnames(Z), levels = resp$levels, weights = weights)
   starts <- lapply(seq_len(control$n_starts), function(s) {
-    make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims)
+    make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s)
   })
   runner <- if (method == "ml") run_em else run_lsq
+  # Jacobian of the response's change of units, once per (weighted) row.
+  log_jacobian <- (if (is.null(weights)) n else sum(weights)) * log(scaling$y_scale)
   n_starts <- length(starts)
   run_all <- function() {
     # progressr conditions, one per start: a bar when the caller (or
@@ -108,8 +120,9 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
     lapply(seq_len(n_starts), function(s) {
       label <- if (n_starts > 1) sprintf("start %d/%d: ", s, n_starts) else ""
       if (control$trace > 0 && n_starts > 1) cat(sprintf("Start %d of %d\n", s, n_starts))
-      r <- runner(starts[[s]], resp = resp, X = X, U = U, expert = expert, gate = gate,
+      r <- runner(starts[[s]], resp = resp_s, X = Xs, U = Us, expert = expert, gate = gate,
                   control = control, dims = dims, label = label)
+      r <- run_to_original_units(r, scaling, expert, method, log_jacobian)
       tick(message = sprintf("start %d/%d", s, n_starts))
       r
     })
@@ -267,7 +280,9 @@ response_matrix <- function(y, expert) {
 
 # One start: either parameters (moe_params) or responsibilities R0 from which
 # the C++ driver takes a first M-step.
-make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims) {
+# `scaling`: the fit's internal units (R/scaling.R); the start is returned in
+# them. `resp_s`: the response in internal units.
+make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s) {
   if (is.list(init) && !inherits(init, "moe_params") && !is.function(init)) {
     init <- init[[(s - 1) %% length(init) + 1]]
   }
@@ -279,14 +294,15 @@ make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims) {
   }
   if (inherits(init, "moe_params")) {
     params <- check_params(init, dims, expert, gate)
-    return(list(params = direct_zero_gate_vectors(params, gate), R0 = NULL))
+    params <- params_to_internal(direct_zero_gate_vectors(params, gate), scaling, expert)
+    return(list(params = params, R0 = NULL))
   }
   groups <- if (init == "kmeans") kmeans_groups(X, resp$Y, k) else sample.int(k, dims$n, replace = TRUE)
   # Soft partition: a hard one would let the gate M-step separate the groups
   # perfectly and start from an extreme gate.
   R0 <- matrix(0.3 / k, dims$n, k)
   R0[cbind(seq_len(dims$n), groups)] <- R0[cbind(seq_len(dims$n), groups)] + 0.7
-  list(params = template_params(dims, expert, gate, resp), R0 = R0)
+  list(params = template_params(dims, expert, gate, resp_s), R0 = R0)
 }
 
 kmeans_groups <- function(X, Y, k) {
@@ -582,8 +598,54 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") 
        floor_binds = rep(FALSE, dims$k), rss = res$rss, sigma2 = sigma2, message = res$message)
 }
 
+# A run of the estimator (in internal units) in the original units.
+run_to_original_units <- function(run, scaling, expert, method, log_jacobian) {
+  # Identical experts are judged in internal units, where every coefficient
+  # is on the scale of the standardised data.
+  run$identical_experts <- identical_experts(run$params, expert)
+  if (!is.null(run$params)) run$params <- params_from_internal(run$params, scaling, expert)
+  run$loglik <- run$loglik - log_jacobian
+  if (!is.null(run$trace)) run$trace <- run$trace - log_jacobian
+  if (method == "ml") {
+    run$objective <- run$objective - log_jacobian
+  } else {
+    run$objective <- run$objective * scaling$y_scale^2
+    run$rss <- run$rss * scaling$y_scale^2
+    run$sigma2 <- run$sigma2 * scaling$y_scale^2
+  }
+  run
+}
+
+# Pairs of experts with the same parameters (to 1e-6 in internal units): EM
+# cannot separate experts that start identical (a saddle point of the
+# likelihood), and stops at the fit of fewer experts, marked converged.
+identical_experts <- function(params, expert) {
+  if (is.null(params)) return(NULL)
+  coef <- params$expert$coef
+  k <- if (length(dim(coef)) == 3) dim(coef)[3] else ncol(coef)
+  if (k < 2) return(NULL)
+  M <- matrix(coef, ncol = k)
+  if (!is.null(params$expert$sigma2)) M <- rbind(M, log(params$expert$sigma2))
+  pairs <- NULL
+  for (i in seq_len(k - 1)) for (j in (i + 1):k) {
+    if (max(abs(M[, i] - M[, j])) <= 1e-6) pairs <- rbind(pairs, c(i, j))
+  }
+  pairs
+}
+
 # Classed warnings for problems a fit can survive.
 signal_fit_problems <- function(fit, method) {
+  if (!is.null(fit$identical_experts)) {
+    pairs <- fit$identical_experts
+    warning(structure(class = c("moe_identical_experts_warning", "moe_degenerate_warning",
+                                "warning", "condition"),
+                      list(message = paste0(
+                        "Expert(s) ", paste(pairs[, 1], pairs[, 2], sep = " and ", collapse = ", "),
+                        " have identical parameters: EM cannot separate experts that start ",
+                        "identical (a saddle point), so this is the fit of fewer experts. ",
+                        "Use other starting values or more starts (moe_control(n_starts = ))"),
+                        call = NULL)))
+  }
   if (!isTRUE(fit$converged)) {
     warning(structure(class = c("moe_convergence_warning", "warning", "condition"),
                       list(message = paste0("The ", if (method == "ml") "EM" else "least-squares",

@@ -309,8 +309,14 @@ gate_weights <- function(gate, params, z, log = FALSE) {
   if (ncol(U) != nrow(W)) {
     stop_arg("z", "a matrix with ", nrow(W), " column(s) (rows of W); got ", ncol(U))
   }
-  lw <- cpp_gate_forward(U, gate_cpp_spec(gate), list(W = W, b0 = as.numeric(b0), tau = tau),
-                         1L)$log_weights
+  fw <- cpp_gate_forward(U, gate_cpp_spec(gate), list(W = W, b0 = as.numeric(b0), tau = tau), 1L)
+  if (any(!is.finite(fw$logits)) || anyNA(fw$log_weights)) {
+    # Finite inputs whose scores overflow (e.g. W and z near 1e300, or tau
+    # near 1e-300): the weights would come back as NaN.
+    stop_arg("params", "parameters, temperature and covariates whose gate scores are finite; ",
+             "they overflow double precision here: rescale `z` or the parameters")
+  }
+  lw <- fw$log_weights
   colnames(lw) <- colnames(W) %||% paste0("expert", seq_len(ncol(W)))
   if (isTRUE(log)) lw else exp(lw)
 }

@@ -116,8 +116,13 @@ moe_covariance <- function(object) {
   n_model <- if (object$method == "lsq") P - 1 else P
   note <- NULL
   if (n_model > 0) {
-    info <- observed_information(object)
-    res <- information_inverse(info, nm[seq_len(n_model)], singular_causes(object))
+    # The information is computed in the fit's internal units (R/scaling.R),
+    # where it is well conditioned, and mapped back with the Jacobian of the
+    # change of units.
+    int <- internal_object(object)
+    info <- observed_information(int$object)
+    J <- internal_jacobian(int, object, n_model)
+    res <- information_inverse(info, nm[seq_len(n_model)], singular_causes(object), J)
     V[seq_len(n_model), seq_len(n_model)] <- res$vcov
     note <- res$note
   }
@@ -163,7 +168,30 @@ singular_causes <- function(object) {
   causes
 }
 
-information_inverse <- function(info, nm, causes = NULL) {
+# Jacobian of the original free parameters in the internal ones (linear but
+# for the temperature's share of the gate intercepts), by central
+# differences: the covariance in the original units is J V J'.
+internal_jacobian <- function(int, object, n_model) {
+  theta <- free_layout(int$object)$values
+  to_original <- function(values) {
+    object$params <- params_from_internal(relist_free(int$object, values), int$scaling,
+                                          object$expert)
+    free_layout(object)$values[seq_len(n_model)]
+  }
+  J <- matrix(0, n_model, n_model)
+  for (j in seq_len(n_model)) {
+    h <- 1e-4 * max(abs(theta[j]), 1)
+    up <- down <- theta
+    up[j] <- up[j] + h
+    down[j] <- down[j] - h
+    J[, j] <- (to_original(up) - to_original(down)) / (2 * h)
+  }
+  J
+}
+
+# `J`: Jacobian of the reported parameters in those of `info` (the identity
+# when they are the same).
+information_inverse <- function(info, nm, causes = NULL, J = diag(nrow(info))) {
   P <- nrow(info)
   V <- matrix(NA_real_, P, P, dimnames = list(nm, nm))
   if (any(!is.finite(info))) {
@@ -185,14 +213,16 @@ information_inverse <- function(info, nm, causes = NULL) {
   }
   null <- eig$values <= tol
   if (!any(null)) {
-    V[] <- chol2inv(chol(info))
+    V[] <- J %*% chol2inv(chol(info)) %*% t(J)
     return(list(vcov = V, note = NULL))
   }
   pos <- !null
   Vp <- eig$vectors[, pos, drop = FALSE] %*% (t(eig$vectors[, pos, drop = FALSE]) / eig$values[pos])
-  # A parameter whose coordinate direction has a visible component in the
+  Vp <- J %*% Vp %*% t(J)
+  # A parameter whose gradient (a row of J) has a visible component in the
   # null space is not identified on its own.
-  loading <- sqrt(rowSums(eig$vectors[, null, drop = FALSE]^2))
+  loading <- sqrt(rowSums((J %*% eig$vectors[, null, drop = FALSE])^2)) /
+    pmax(sqrt(rowSums(J^2)), 1e-300)
   ok <- loading < 1e-4
   V[ok, ok] <- Vp[ok, ok]
   causes <- causes %||% paste("an invariance of the gate or parameters the data barely",

@@ -151,6 +151,10 @@ voronoi_loss <- function(fit, truth, exponents = "D1", gate = NULL, expert = NUL
     }
     if (reference$loss < best$loss) best <- reference
   }
+  if (!is.finite(best$loss)) {
+    stop_arg("truth", "parameters whose Voronoi loss against the fit is finite; the loss ",
+             "overflows (gate intercepts or discrepancies too large for double precision)")
+  }
   if (!detail) return(best$loss)
   c(best[c("loss", "weight", "parameter", "cells", "cell_sizes", "translation")],
     list(reference = reference$loss))
@@ -254,6 +258,13 @@ voronoi_atoms <- function(params, spec, arg) {
     if (!is.na(ir)) blocks$t <- t(matrix(coef[ir, , , drop = FALSE], ncol = k))
   }
   exp_weights <- gate$normalizer == "softmax"
+  if (exp_weights && any(b0 > log(.Machine$double.xmax))) {
+    # The softmax loss weighs atoms by exp(b0): beyond ~709.8 they overflow
+    # and the loss would come back as Inf.
+    stop_arg(arg, "gate intercepts below ", signif(log(.Machine$double.xmax), 5),
+             " (relative to the reference expert), so that the loss's weights exp(b0) are ",
+             "finite; the largest is ", signif(max(b0), 5))
+  }
   list(b0 = b0, b0_mat = matrix(b0, k, 1), blocks = blocks,
        theta = do.call(cbind, blocks), k = k,
        weight = if (exp_weights) exp(b0) else stats::plogis(b0),

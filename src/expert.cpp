@@ -11,6 +11,30 @@ const double kLog2Pi = 1.8378770664093453;
 // the M-step has nothing to estimate them from.
 const double kMinWeight = 1e-8;
 
+// Solves the weighted normal equations A a = b (A = X'WX) with a test of
+// numerical rank that does not depend on the units of the columns: A is
+// equilibrated to unit diagonal first (a column scaled by c scales its row
+// and column of A by c), so the pivots of its LDLT factorisation are the
+// conditional variances of the columns relative to their own size, and a
+// pivot below 1e-12 means a column is a linear combination of the others to
+// about 12 digits. An absolute test against the largest diagonal entry (as
+// before) rejected well-posed designs whose columns differ in scale, e.g.
+// [1, x + 1000], and the M-step was silently skipped. False when A is
+// numerically singular.
+bool solve_normal_equations(const MatrixXd& A, const VectorXd& b, VectorXd& a) {
+  const Index p = A.rows();
+  if (p == 0) return false;
+  VectorXd d = A.diagonal();
+  if (!d.allFinite() || (d.array() <= 0).any()) return false;
+  d = d.cwiseSqrt().cwiseInverse();
+  const MatrixXd As = d.asDiagonal() * A * d.asDiagonal();
+  Eigen::LDLT<MatrixXd> ldlt(As);
+  if (ldlt.info() != Eigen::Success || !ldlt.isPositive() || ldlt.vectorD().minCoeff() <= 1e-12)
+    return false;
+  a = d.asDiagonal() * ldlt.solve(d.asDiagonal() * b);
+  return a.allFinite();
+}
+
 class GaussianExpert : public Expert {
  public:
   GaussianExpert(const ExpertSpec& spec, Index p, Index k)
@@ -73,14 +97,11 @@ class GaussianExpert : public Expert {
       });
       for (Index i = 0; i < k_; ++i) {
         if (wsum(i) < kMinWeight) continue;
-        const MatrixXd A = acc.block(0, i * (p_ + 1), p_, p_);
-        Eigen::LDLT<MatrixXd> ldlt(A);
-        const double scale = std::max(A.diagonal().cwiseAbs().maxCoeff(), 1e-300);
-        if (ldlt.info() != Eigen::Success || !ldlt.isPositive() ||
-            ldlt.vectorD().minCoeff() <= 1e-12 * scale)
+        VectorXd a;
+        if (!solve_normal_equations(acc.block(0, i * (p_ + 1), p_, p_),
+                                    acc.col(i * (p_ + 1) + p_), a))
           continue;  // too little spread in this expert's data: keep its coefficients
-        const VectorXd a = ldlt.solve(acc.col(i * (p_ + 1) + p_));
-        if (a.allFinite()) e.coef.col(i) = a;
+        e.coef.col(i) = a;
       }
     } else {
       for (Index i = 0; i < k_; ++i) {

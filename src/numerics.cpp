@@ -1,6 +1,31 @@
 #include "numerics.h"
+#if !defined(_WIN32)
+#include <pthread.h>
+#endif
 
 namespace moegate {
+
+namespace {
+
+// Set in the child of every fork() after the library was loaded (the
+// pthread_atfork handler is registered by a static initialiser at load).
+// data.table guards its OpenMP regions the same way.
+bool forked_child = false;
+
+#if !defined(_WIN32)
+void mark_forked_child() { forked_child = true; }
+struct ForkHandler {
+  ForkHandler() { pthread_atfork(nullptr, nullptr, mark_forked_child); }
+};
+const ForkHandler fork_handler;
+#endif
+
+}  // namespace
+
+int thread_count(int requested) {
+  if (requested < 1 || forked_child) return 1;
+  return requested;
+}
 
 namespace {
 

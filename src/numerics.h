@@ -38,9 +38,18 @@ const Index kBlockRows = 1024;
 
 inline Index n_blocks(Index n) { return (n + kBlockRows - 1) / kBlockRows; }
 
+// The number of threads a parallel region may use: `requested`, or 1 in a
+// process forked from one whose OpenMP thread pool may be alive (GNU
+// OpenMP's pool does not survive fork(): a parallel region in the child of
+// parallel::mclapply() or future's multicore plan waits forever for threads
+// that do not exist). Results do not depend on it (fixed blocks, ordered
+// reductions), so a forked child computes the parent's numbers.
+int thread_count(int requested);
+
 // Run f(lo, len) on every block; f must only write to rows [lo, lo + len).
 template <class F>
-void parallel_blocks(Index n, int nthreads, F f) {
+void parallel_blocks(Index n, int requested, F f) {
+  const int nthreads = thread_count(requested);
   const Index nb = n_blocks(n);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && nb > 1)
@@ -55,7 +64,8 @@ void parallel_blocks(Index n, int nthreads, F f) {
 // Deterministic sum over blocks: f(lo, len, acc) adds the block's contribution
 // to acc, which starts as a copy of `zero`.
 template <class Acc, class F>
-Acc block_sum(Index n, int nthreads, const Acc& zero, F f) {
+Acc block_sum(Index n, int requested, const Acc& zero, F f) {
+  const int nthreads = thread_count(requested);
   const Index nb = n_blocks(n);
   std::vector<Acc> part(static_cast<size_t>(nb), zero);
 #ifdef _OPENMP

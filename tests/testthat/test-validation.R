@@ -132,3 +132,38 @@ test_that("an expert design without columns is refused with a clear error", {
   expect_s3_class(moe(y ~ 1 | z, data = d, k = 2), "moe")
   expect_s3_class(moe(cls ~ 1 | z, data = d, k = 2), "moe")
 })
+
+test_that("gate_weights() refuses scores that overflow instead of returning NaN", {
+  big <- list(W = matrix(c(1e300, 0), 1), b0 = c(0, 0))
+  expect_error(gate_weights("softmax", big, z = 1e300), class = "moe_error_params")
+  expect_error(gate_weights(gate_euclidean(), big, z = -1e300), class = "moe_error_params")
+  expect_error(gate_weights(gate_euclidean(), list(W = matrix(c(1, 0), 1), b0 = c(0, 0), tau = 1e-300),
+                            z = 1e10), class = "moe_error_params")
+  # Large but representable scores keep finite weights.
+  w <- gate_weights("softmax", list(W = matrix(c(1e5, 0), 1), b0 = c(0, 0)), z = c(-1, 1))
+  expect_true(all(is.finite(w)))
+  expect_equal(rowSums(w), c(1, 1))
+})
+
+test_that("voronoi_loss() refuses intercepts whose weights overflow instead of returning Inf", {
+  truth <- moe_params(W = matrix(c(2, 0), 1), b0 = c(800, 0),
+                      coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+  fit <- moe_params(W = matrix(c(2.1, 0), 1), b0 = c(1, 0),
+                    coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+  expect_error(voronoi_loss(fit, truth), class = "moe_error_truth")
+  truth$gate$b0 <- c(1, 0)
+  expect_true(is.finite(voronoi_loss(fit, truth)))
+})
+
+test_that("a fit that stops with identical experts warns", {
+  d <- validation_data()
+  fit <- moe(y ~ x, data = d, k = 1)
+  p1 <- coef(fit, type = "params")
+  same <- moe_params(W = matrix(c(0.5, 0.5), 1), b0 = c(0, 0),
+                     coef = cbind(p1$expert$coef, p1$expert$coef), sigma2 = rep(p1$expert$sigma2, 2))
+  expect_warning(f <- moe(y ~ x, data = d, k = 2, control = moe_control(init = same)),
+                 class = "moe_identical_experts_warning")
+  expect_equal(f$loglik, fit$loglik, tolerance = 1e-8)
+  # A regular fit does not warn.
+  expect_no_warning(moe(y ~ x, data = d, k = 2))
+})
