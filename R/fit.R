@@ -111,6 +111,8 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   runner <- if (method == "ml") run_em else run_lsq
   # Jacobian of the response's change of units, once per (weighted) row.
   log_jacobian <- (if (is.null(weights)) n else sum(weights)) * log(scaling$y_scale)
+  dims$trace_shift <- -log_jacobian
+  dims$trace_factor <- scaling$y_scale^2
   n_starts <- length(starts)
   run_all <- function() {
     # progressr conditions, one per start: a bar when the caller (or
@@ -556,7 +558,8 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   res <- cpp_em_fit(X, resp$Y, U, gate_cpp_spec(gate),
                     expert_cpp_spec(expert, resp$var_y, resp$n_classes),
                     cp$gate, cp$expert, R0,
-                    c(control_cpp(control), list(weights = dims$weights, trace_label = label)))
+                    c(control_cpp(control), list(weights = dims$weights, trace_label = label,
+                                                 trace_shift = dims$trace_shift)))
   ok <- res$status == "ok" && is.finite(res$loglik) &&
     all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
@@ -582,7 +585,8 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") 
   cp <- params_to_cpp(params, expert, dims$k)
   res <- cpp_lsq_fit(X, resp$Y, U, gate_cpp_spec(gate), expert$activation, cp$gate,
                      cp$expert$coef, c(control_cpp(control),
-                                       list(weights = dims$weights, trace_label = label)))
+                                       list(weights = dims$weights, trace_label = label,
+                                            trace_factor = dims$trace_factor)))
   # The number of observations the (weighted) RSS sums over.
   n <- if (is.null(dims$weights)) dims$n else sum(dims$weights)
   ok <- is.finite(res$rss) && all(is.finite(unlist(res$gate))) && all(is.finite(res$coef))

@@ -88,6 +88,15 @@ int trace_from(const List& control) {
   return control.containsElementNamed("trace") ? Rcpp::as<int>(control["trace"]) : 0;
 }
 
+// Trace lines report the objective in the user's units: the fit runs in
+// internal units (R/scaling.R), whose log-likelihood differs by a constant
+// and whose RSS by a factor.
+double control_double(const List& control, const char* name, double dflt) {
+  return control.containsElementNamed(name) && !Rf_isNull(control[name])
+             ? Rcpp::as<double>(control[name])
+             : dflt;
+}
+
 // Prefix of trace lines, e.g. "start 2/5: " (empty for a single start).
 std::string trace_label_from(const List& control) {
   if (!control.containsElementNamed("trace_label") || Rf_isNull(control["trace_label"])) return "";
@@ -123,9 +132,10 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   ctl.weights = control_weights(control, w_store);
   const int trace = trace_from(control);
   const std::string label = trace_label_from(control);
-  auto between = [trace, &label](int it, double ll) {
+  const double shift = control_double(control, "trace_shift", 0.0);
+  auto between = [trace, &label, shift](int it, double ll) {
     if (trace > 0 && it % trace == 0)
-      Rprintf("  %siteration %5d  log-likelihood %.10g\n", label.c_str(), it, ll);
+      Rprintf("  %siteration %5d  log-likelihood %.10g\n", label.c_str(), it, ll + shift);
     Rcpp::checkUserInterrupt();
   };
   EmResult res = em_fit(gate, *expert, X, Y, U, gate_params_from(gate_params),
@@ -164,8 +174,10 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   const std::string label = trace_label_from(control);
   if (trace > 0) {
     // L-BFGS has no iteration hook: trace its objective evaluations.
-    ctl.between = [trace, &label](int ev, double rss) {
-      if (ev % trace == 0) Rprintf("  %sevaluation %5d  RSS %.10g\n", label.c_str(), ev, rss);
+    const double factor = control_double(control, "trace_factor", 1.0);
+    ctl.between = [trace, &label, factor](int ev, double rss) {
+      if (ev % trace == 0)
+        Rprintf("  %sevaluation %5d  RSS %.10g\n", label.c_str(), ev, rss * factor);
     };
   }
   LsqResult res = lsq_fit(gate, activation, X, Y, U, gate_params_from(gate_params), coef, ctl);

@@ -179,3 +179,17 @@ test_that("temperature gates keep identified standard errors in any units", {
   se_e_ref <- summary(ref)$coefficients$experts$expert1[, "Std. Error"]
   expect_equal(se_e, se_e_ref, tolerance = 1e-4)
 })
+
+test_that("trace lines report the objective in the response's units", {
+  d <- invariance_data()
+  d$ya <- d$y * 1e3
+  set.seed(5)
+  out <- capture.output(f <- moe(ya ~ x, data = d, k = 2, control = moe_control(trace = 1)))
+  last <- utils::tail(grep("log-likelihood", out, value = TRUE), 1)
+  expect_equal(as.numeric(sub(".*log-likelihood ", "", last)), f$loglik, tolerance = 1e-8)
+  set.seed(5)
+  out <- capture.output(l <- moe(ya ~ x, data = d, k = 2, method = "lsq",
+                                 control = moe_control(trace = 1)))
+  rss <- as.numeric(sub(".*RSS ", "", grep("RSS", out, value = TRUE)))
+  expect_equal(min(rss), l$rss, tolerance = 1e-8)
+})
