@@ -131,7 +131,7 @@ rmoe <- function(n, params, x = NULL, z = NULL, expert = expert_gaussian(),
   }
   model <- list(params = params, expert = expert, gate = gate, k = k, levels = levels,
                 control = list(nthreads = 1L))
-  parts <- moe_predict_core(model, X, z)
+  parts <- moe_predict_core(model, X, z, arg = "params")
   draw <- draw_response(parts, model)
   out <- data.frame(y = draw$y, x, check.names = FALSE)
   if (own_z) out <- cbind(out, z)

@@ -167,3 +167,15 @@ test_that("a fit that stops with identical experts warns", {
   # A regular fit does not warn.
   expect_no_warning(moe(y ~ x, data = d, k = 2))
 })
+
+test_that("rmoe() names `params` when its parameters do not fit the design", {
+  p <- moe_params(W = matrix(c(1, 0), 1), b0 = c(0, 0), coef = cbind(c(1, 2), c(-1, 0)),
+                  sigma2 = c(0.1, 0.1))
+  bad <- p
+  bad$gate$W <- matrix(1, 3, 2)
+  set.seed(1)
+  expect_error(rmoe(50, bad), class = "moe_error_params")
+  bad <- p
+  bad$expert$sigma2 <- c(NA, 1)
+  expect_error(rmoe(50, bad), class = "moe_error_params")
+})
