@@ -18,9 +18,9 @@
 #   centred (w shifted alike); with an estimated temperature and the
 #   identity activation it is also scaled by one common factor s, which the
 #   temperature absorbs (tau / s^2 for the squared distance, tau / s for the
-#   distance; at a fixed temperature the model depends on the units). Cosine scores are not invariant to shifts
-#   or per-column scales, and transformed inputs (tanh, sigmoid) neither:
-#   those are left alone.
+#   distance; at a fixed temperature the model depends on the units).
+#   Cosine scores are not invariant to shifts or per-column scales, and
+#   transformed inputs (tanh, sigmoid) neither: those are left alone.
 # * Gaussian response with the identity activation: scaled by its standard
 #   deviation, and centred when X has an intercept and the gate weights sum
 #   to one (always for likelihood fits).
@@ -182,7 +182,9 @@ params_from_internal <- function(params, sc, expert) {
     G <- coef * sc$y_scale
     if (sc$x$icol > 0) G[sc$x$icol, ] <- G[sc$x$icol, ] + sc$y_centre
     params$expert$coef[] <- coef_from_internal(G, sc)
-    if (!is.null(params$expert$sigma2)) params$expert$sigma2[] <- params$expert$sigma2 * sc$y_scale^2
+    if (!is.null(params$expert$sigma2)) {
+      params$expert$sigma2[] <- params$expert$sigma2 * sc$y_scale^2
+    }
   }
   params
 }

@@ -63,34 +63,50 @@ fuzz_setup <- quote({
   fz <- moe(d$x, d$y, z = cbind(d$z), k = 2)
   edit <- function(p, f) f(p)
   refit <- function(init) moe(y ~ x, data = d, k = 2, control = moe_control(init = init))
+  with_coef <- function(v) { q <- p; q$expert$coef <- v; q }
+  with_sigma2 <- function(v) { q <- p; q$expert$sigma2 <- v; q }
+  with_tau <- function(v) { q <- p; q$gate$tau <- v; q }
+  with_W <- function(v) { q <- p; q$gate$W <- v; q }
+  gw <- function(W, b0, z, gate = "softmax", tau = NULL) {
+    gate_weights(gate, list(W = W, b0 = b0, tau = tau), z)
+  }
+  mp <- coef(mfit, type = "params")
+  mp$expert$coef <- mp$expert$coef[, , 1]
+  tampered <- fit
+  tampered$params$expert$coef <- rbind(tampered$params$expert$coef, 1)
+  big_b0 <- p
+  big_b0$gate$b0 <- c(800, 0)
 })
 
 # Malformed inputs: a fixed list of every class in issue 15, plus seeded
 # random variants of the bad values.
 malformed_cases <- function(n_random) {
   fixed <- list(
-    init_extra_column = quote(refit(edit(p, function(p) { p$expert$coef <- cbind(p$expert$coef, 1); p }))),
-    init_one_column = quote(refit(edit(p, function(p) { p$expert$coef <- p$expert$coef[, 1, drop = FALSE]; p }))),
-    init_ten_columns = quote(refit(edit(p, function(p) { p$expert$coef <- matrix(0, 2, 10); p }))),
-    init_sigma2_length = quote(refit(edit(p, function(p) { p$expert$sigma2 <- 1; p }))),
-    init_tau_length = quote(refit(edit(p, function(p) { p$gate$tau <- c(1, 1); p }))),
-    init_negative = quote(refit(edit(p, function(p) { p$expert$sigma2[1] <- -1; p }))),
-    init_na = quote(refit(edit(p, function(p) { p$gate$W[1] <- NA; p }))),
-    init_multinomial = quote(moe(cls ~ x, data = d, k = 2, control = moe_control(
-      init = edit(coef(mfit, type = "params"), function(p) { p$expert$coef <- p$expert$coef[, , 1]; p })))),
-    gate_weights_shape = quote(gate_weights("softmax", list(W = matrix(1, 3, 2), b0 = c(0, 0)), 1:4)),
-    gate_weights_type = quote(gate_weights("softmax", list(W = "a", b0 = 0), 1:4)),
-    gate_weights_na = quote(gate_weights("softmax", list(W = matrix(c(NA, 1), 1), b0 = c(0, 0)), 1:4)),
-    gate_weights_z_na = quote(gate_weights("softmax", list(W = matrix(c(1, 0), 1), b0 = c(0, 0)), c(1, NA))),
+    init_extra_column = quote(refit(with_coef(cbind(p$expert$coef, 1)))),
+    init_one_column = quote(refit(with_coef(p$expert$coef[, 1, drop = FALSE]))),
+    init_ten_columns = quote(refit(with_coef(matrix(0, 2, 10)))),
+    init_sigma2_length = quote(refit(with_sigma2(1))),
+    init_tau_length = quote(refit(with_tau(c(1, 1)))),
+    init_negative = quote(refit(with_sigma2(c(-1, 1)))),
+    init_na = quote(refit(with_W(matrix(c(NA, 0), 1)))),
+    init_multinomial = quote(moe(cls ~ x, data = d, k = 2, control = moe_control(init = mp))),
+    gate_weights_shape = quote(gw(matrix(1, 3, 2), c(0, 0), 1:4)),
+    gate_weights_type = quote(gw("a", 0, 1:4)),
+    gate_weights_na = quote(gw(matrix(c(NA, 1), 1), c(0, 0), 1:4)),
+    gate_weights_overflow = quote(gw(matrix(c(1e300, 0), 1), c(0, 0), 1e300)),
+    gate_weights_tiny_tau = quote(gw(matrix(c(1, 0), 1), c(0, 0), 1e10, gate_euclidean(), 1e-300)),
+    gate_weights_z_na = quote(gw(matrix(c(1, 0), 1), c(0, 0), c(1, NA))),
+    voronoi_intercept_800 = quote(voronoi_loss(p, big_b0)),
     empty_design = quote(moe(y ~ 0 | z, data = d, k = 2)),
     empty_design_multinomial = quote(moe(cls ~ -1 | z, data = d, k = 2)),
     empty_design_matrix = quote(moe_fit(d$y, matrix(0, n, 0), cbind(d$z), k = 2)),
     two_column_response = quote(moe(cbind(y, z) ~ x, data = d, k = 2)),
-    two_column_response_random = quote(moe(cbind(y, z) ~ x, data = d, k = 2, control = moe_control(init = "random"))),
-    predict_tampered = quote(predict(edit(fit, function(f) { f$params$expert$coef <- rbind(f$params$expert$coef, 1); f }), newdata = d)),
+    two_column_response_random = quote(moe(cbind(y, z) ~ x, data = d, k = 2,
+                                           control = moe_control(init = "random"))),
+    predict_tampered = quote(predict(tampered, newdata = d)),
     predict_own_z = quote(predict(fz, newdata = cbind(d$x))),
     predict_bogus_argument = quote(predict(fit, newdata = d, bogus = 1)),
-    density_error_shape = quote(density_error(fit, edit(p, function(p) { p$expert$coef <- rbind(p$expert$coef, 0); p }), n_mc = 50)),
+    density_error_shape = quote(density_error(fit, with_coef(rbind(p$expert$coef, 0)), n_mc = 50)),
     sigmoid_normalize_na = quote(gate_sigmoid(normalize = NA)),
     sigmoid_normalize_string = quote(gate_sigmoid(normalize = "yes")),
     euclidean_squared_na = quote(gate_euclidean(squared = NA)),
@@ -118,7 +134,8 @@ malformed_cases <- function(n_random) {
     function(v) bquote(gate_sigmoid(normalize = .(v))),
     function(v) bquote(gate_euclidean(squared = .(v))),
     function(v) bquote(gate(estimate_temperature = .(v))),
-    function(v) bquote(gate_weights("softmax", list(W = matrix(c(1, 0), 1), b0 = c(0, 0)), 1:3, log = .(v)))
+    function(v) bquote(gate_weights("softmax", list(W = matrix(c(1, 0), 1), b0 = c(0, 0)), 1:3,
+                                    log = .(v)))
   )
   count_calls <- list(
     function(v) bquote(moe_control(maxit = .(v))),
@@ -129,8 +146,8 @@ malformed_cases <- function(n_random) {
   number_calls <- list(
     function(v) bquote(moe_control(tol = .(v))),
     function(v) bquote(gate(temperature = .(v))),
-    function(v) bquote(refit(edit(p, function(p) { p$gate$tau <- .(v); p }))),
-    function(v) bquote(refit(edit(p, function(p) { p$expert$sigma2 <- rep(.(v), 2); p })))
+    function(v) bquote(refit(with_tau(.(v)))),
+    function(v) bquote(refit(with_sigma2(rep(.(v), 2))))
   )
   random <- lapply(seq_len(n_random), function(i) {
     kind <- sample(3, 1)
@@ -152,7 +169,8 @@ malformed_cases <- function(n_random) {
 test_that("every malformed input gets a classed moe error", {
   skip_if_not_installed("callr")
   cases <- malformed_cases(if (slow_fuzz) 600 else 120)
-  res <- run_fuzz_batch(cases, fuzz_setup, classify_error, timeout = if (slow_fuzz) 900 else 120)
+  res <- run_fuzz_batch(cases, fuzz_setup, classify_error,
+                        timeout = if (slow_fuzz) 900 else 120)
   bad <- vapply(res, function(r) !grepl("moe_error", r, fixed = TRUE), TRUE)
   expect_true(!any(bad), label = paste0(
     "cases without a moe error: ",
@@ -231,7 +249,8 @@ check_random_fit <- function(s, env) {
   elapsed <- proc.time()[["elapsed"]] - t0
   if (inherits(first_fit, "error")) {
     # Refusals are allowed when classed or when every start failed numerically.
-    ok <- inherits(first_fit, "moe_error") || grepl("failed numerically", conditionMessage(first_fit))
+    ok <- inherits(first_fit, "moe_error") ||
+      grepl("failed numerically", conditionMessage(first_fit))
     return(list(refused = TRUE, ok = ok, message = conditionMessage(first_fit), elapsed = elapsed))
   }
   again <- fit_once(1)
@@ -249,7 +268,7 @@ check_random_fit <- function(s, env) {
          identical(threads$loglik, first_fit$loglik))
 }
 
-test_that("random small fits are finite or refused, monotone, reproducible and thread-independent", {
+test_that("random fits are finite or refused, monotone, reproducible, thread-independent", {
   skip_if_not_installed("callr")
   cases <- random_fit_cases(if (slow_fuzz) 200 else 40, if (slow_fuzz) 2000 else 1100)
   # Two processes: a crash loses at most half of the campaign's report.

@@ -48,7 +48,7 @@ test_that("k = 2 fits are invariant to shifts and scales of expert and gate cova
   se_ref <- sqrt(diag(vcov(ref)))
   for (u in sweep_units) {
     d$u <- eval(parse(text = u), d)
-    s <- if (grepl("*", u, fixed = TRUE)) eval(parse(text = sub("x * ", "", u, fixed = TRUE))) else 1
+    s <- if (grepl("*", u, fixed = TRUE)) as.numeric(sub("x * ", "", u, fixed = TRUE)) else 1
     set.seed(5)
     f <- moe(y ~ u, data = d, k = 2)
     expect_true(f$converged, label = u)

@@ -137,8 +137,8 @@ test_that("gate_weights() refuses scores that overflow instead of returning NaN"
   big <- list(W = matrix(c(1e300, 0), 1), b0 = c(0, 0))
   expect_error(gate_weights("softmax", big, z = 1e300), class = "moe_error_params")
   expect_error(gate_weights(gate_euclidean(), big, z = -1e300), class = "moe_error_params")
-  expect_error(gate_weights(gate_euclidean(), list(W = matrix(c(1, 0), 1), b0 = c(0, 0), tau = 1e-300),
-                            z = 1e10), class = "moe_error_params")
+  tiny_tau <- list(W = matrix(c(1, 0), 1), b0 = c(0, 0), tau = 1e-300)
+  expect_error(gate_weights(gate_euclidean(), tiny_tau, z = 1e10), class = "moe_error_params")
   # Large but representable scores keep finite weights.
   w <- gate_weights("softmax", list(W = matrix(c(1e5, 0), 1), b0 = c(0, 0)), z = c(-1, 1))
   expect_true(all(is.finite(w)))
@@ -160,7 +160,8 @@ test_that("a fit that stops with identical experts warns", {
   fit <- moe(y ~ x, data = d, k = 1)
   p1 <- coef(fit, type = "params")
   same <- moe_params(W = matrix(c(0.5, 0.5), 1), b0 = c(0, 0),
-                     coef = cbind(p1$expert$coef, p1$expert$coef), sigma2 = rep(p1$expert$sigma2, 2))
+                     coef = cbind(p1$expert$coef, p1$expert$coef),
+                     sigma2 = rep(p1$expert$sigma2, 2))
   expect_warning(f <- moe(y ~ x, data = d, k = 2, control = moe_control(init = same)),
                  class = "moe_identical_experts_warning")
   expect_equal(f$loglik, fit$loglik, tolerance = 1e-8)
