@@ -103,7 +103,8 @@ asymptotic_loss <- function(setting, n = setting$n_grid, n_info = 1e5, nsim = 10
       draws <- vapply(seq_len(nsim), function(s) {
         perturbed <- theta + drop(root %*% stats::rnorm(ncol(root))) / sqrt(m)
         params <- relist_free(object, perturbed)
-        value <- study_loss(setting, c(spec, list(params = params, loglik = NA_real_)))
+        value <- study_loss(setting, c(spec, list(params = params, loglik = NA_real_)),
+                            strict = FALSE)
         if (!loss %in% names(value)) {
           stop_arg("loss", paste0("one of the setting's losses (", paste(names(value), collapse = ", "), ")"),
                    got = loss)

@@ -39,6 +39,15 @@
 #'   \item{`"vanishing"`}{softmax gate, \eqn{k = 3}, \eqn{\eta^*_1 = 0}:
 #'     slower than any polynomial (the gate and the vanishing expert interact
 #'     through a PDE); the slope of log D1 on log n tends to 0.}
+#'   \item{`"vanishing_exact"`, `"vanishing_exact_modified"`}{an **exact fit**
+#'     (\eqn{k = k^* = 2}) with a vanishing expert on a well-conditioned truth
+#'     (information condition numbers about 600-1000): \eqn{x \sim U(-3, 3)},
+#'     \eqn{w^* = (4, 0)}, \eqn{t^*_1 = (2, -1)}, \eqn{\eta^*_1 = 0},
+#'     \eqn{t^*_2 = (-1, 2)}, \eqn{\eta^*_2 = (-2, 2)}; softmax or modified
+#'     softmax (tanh) gate; D1. Expected \eqn{n^{-1/2}} under both: the
+#'     slowness the paper proves lives in an over-specified cell, where
+#'     zero-slope experts are closed under mixing (see
+#'     [vanishing_hellinger_profile()]).}
 #'   \item{`"vanishing_modified"`}{the same truth with the modified softmax
 #'     gate, \eqn{M = \tanh} ([gate_modified_softmax()]; data are simulated
 #'     from, and fitted with, that gate): polynomial again, D1 at
@@ -65,11 +74,15 @@
 #' small$truth
 #' @export
 study_setting_softmax_multinomial <- function(setting = c("exact", "overspecified", "vanishing",
-                                                          "vanishing_modified"),
+                                                          "vanishing_modified", "vanishing_exact",
+                                                          "vanishing_exact_modified"),
                                               n_grid = NULL, n_rep = 5, maxit = 300) {
   setting <- match_arg(setting)
   if (is.null(n_grid)) n_grid <- multinomial_default_grid()
   maxit <- check_count(maxit, "maxit")
+  if (setting %in% c("vanishing_exact", "vanishing_exact_modified")) {
+    return(vanishing_exact_setting(setting == "vanishing_exact_modified", n_grid, n_rep, maxit))
+  }
   vanishing <- setting %in% c("vanishing", "vanishing_modified")
   truth <- multinomial_truth(W = c(2, 0), vanishing = vanishing)
   k <- if (setting == "exact") 2L else 3L
@@ -120,23 +133,27 @@ study_setting_softmax_multinomial <- function(setting = c("exact", "overspecifie
 #'     Expected: softmax flat (slower than any polynomial); modified sigmoid
 #'     polynomial, D1 at \eqn{n^{-1/2}} (our reading: the abstract states
 #'     lower sample complexity, not the exponent).}
-#'   \item{`"sigmoid_temperature"`}{Normalised sigmoid gate with inner-product
-#'     score and an estimated temperature, \eqn{G_i \propto \sigma(w_i x / \tau
-#'     + b_{0i})}, exactly specified (\eqn{k = 2}): \eqn{w^* = (-0.5, 0.5)},
-#'     \eqn{\tau^* = 0.25}, \eqn{b_0^* = (0, 0)}, experts with non-zero slopes
-#'     (\eqn{t^*_1 = (1, -0.5)}, \eqn{\eta^*_1 = (3, -2)}, expert 2 as above).
-#'     Expected: exponential sample complexity, a flat D1. Here the
-#'     interaction is exact: \eqn{(w, \tau)} and \eqn{(c w, c \tau)} give the
-#'     same gate, so D1 on \eqn{(w, \tau)} cannot vanish; the study also
-#'     records `loss_identified`, D1 on the identified \eqn{w / \tau}.}
-#'   \item{`"euclidean_temperature"`}{The same, with the squared Euclidean
-#'     score, \eqn{G_i \propto \sigma(-(x - w_i)^2 / \tau + b_{0i})}
-#'     ([gate_euclidean()]), the same \eqn{w^*} (now centres) and experts
-#'     but \eqn{\tau^* = 1} and \eqn{b_0^* = (1, 1)}: with
-#'     \eqn{\tau^* = 0.25} and \eqn{b_0^* = 0} the sigmoids sit in their
-#'     exponential tail, where the normalised sigmoid of a quadratic score is
-#'     almost a softmax of a linear one and the centres are nearly
-#'     unidentified. Expected: polynomial, D1 at \eqn{n^{-1/2}} (exact fit).}
+#'   \item{`"sigmoid_temperature"`, `"euclidean_temperature"`}{The
+#'     temperature claims, exactly specified (\eqn{k = 2}) on one truth whose
+#'     temperature is well conditioned under the Euclidean score: \eqn{x \sim
+#'     U(-2, 2)}, gate centres (Euclidean) or gate vectors (inner product)
+#'     \eqn{w^* = (-1, 1)}, \eqn{\tau^* = 1}, \eqn{b_0^* = (0, 0)}; experts
+#'     \eqn{t^*_1 = (3, -1)}, \eqn{\eta^*_1 = (2, 0)} and \eqn{t^*_2 = (-1,
+#'     3)}, \eqn{\eta^*_2 = (0, 2)}. `"sigmoid_temperature"`: normalised
+#'     sigmoid of the inner-product score, \eqn{G_i \propto \sigma(w_i x /
+#'     \tau + b_{0i})} ([gate_sigmoid()], \eqn{\tau} estimated): \eqn{(w,
+#'     \tau)} and \eqn{(c w, c \tau)} give the same gate, the exact form of
+#'     the paper's interaction. `"euclidean_temperature"`: the plain
+#'     (unsquared) Euclidean score, \eqn{G_i \propto \sigma(-|x - w_i| / \tau
+#'     + b_{0i})} ([gate_euclidean()] with `squared = FALSE`; the squared
+#'     score's \eqn{-x^2/\tau} term is shared by every expert, which leaves
+#'     \eqn{\tau} about 30 times worse conditioned). Starts near the truth
+#'     with \eqn{(w, \tau)} scaled by \eqn{c = e^U}, \eqn{U \sim U(-0.3,
+#'     0.3)}; two-start check (\eqn{c = e^{\pm 0.5}}) on \eqn{\log\tau}.
+#'     Losses: `loss` \eqn{= |\log\hat\tau - \log\tau^*|}, `loss_w` \eqn{=
+#'     \sum_i |\hat w_i - w_i^*|} (experts matched), `loss_D1` (the D1
+#'     [voronoi_loss()] on \eqn{(w, \tau)}). Expected: inner product flat
+#'     (not estimated); Euclidean polynomial, \eqn{n^{-1/2}}.}
 #' }
 #' `attr(setting, "theory")` holds the rate as text and `attr(setting,
 #' "theory_slope")` the expected slope.
@@ -154,7 +171,8 @@ study_setting_softmax_multinomial <- function(setting = c("exact", "overspecifie
 study_setting_sigmoid_multinomial <- function(setting = c("softmax", "modified_sigmoid",
                                                           "sigmoid_temperature",
                                                           "euclidean_temperature"),
-                                              n_grid = NULL, n_rep = 5, maxit = 300) {
+                                              n_grid = NULL, n_rep = 5, maxit = 300,
+                                              spread_range = 0.3, two_start = 4) {
   setting <- match_arg(setting)
   if (is.null(n_grid)) n_grid <- multinomial_default_grid()
   maxit <- check_count(maxit, "maxit")
@@ -177,26 +195,43 @@ study_setting_sigmoid_multinomial <- function(setting = c("softmax", "modified_s
     return(out)
   }
   euclid <- setting == "euclidean_temperature"
-  truth <- multinomial_truth(W = c(-0.5, 0.5), vanishing = FALSE, tau = if (euclid) 1 else 0.25,
-                             b0 = if (euclid) c(1, 1) else c(0, 0))
+  coef <- array(0, c(2, 2, 2))
+  coef[, , 1] <- rbind(c(3, -1), c(2, 0))
+  coef[, , 2] <- rbind(c(-1, 3), c(0, 2))
+  truth <- moe_params(W = matrix(c(-1, 1), 1), b0 = c(0, 0), tau = 1, coef = coef)
   gate <- if (euclid) {
-    gate_euclidean(temperature = 1, estimate_temperature = TRUE)
+    gate_euclidean(temperature = 1, estimate_temperature = TRUE, squared = FALSE)
   } else {
-    gate_sigmoid(temperature = 0.25, estimate_temperature = TRUE)
+    gate_sigmoid(temperature = 1, estimate_temperature = TRUE)
   }
-  loss <- if (setting == "sigmoid_temperature") temperature_identified_loss else "D1"
+  reps <- study_two_start_reps(two_start, n_rep)
   out <- moe_study_setting(truth, k = 2, n_grid = n_grid, n_rep = n_rep, gate = gate,
                            expert = expert, method = "ml",
-                           init = init_near_truth(truth, 2, assign = c(1L, 2L)), loss = loss,
-                           control = control,
-                           name = if (setting == "sigmoid_temperature") {
-                             "sigmoid with temperature (inner product), k = 2"
-                           } else "sigmoid with temperature (Euclidean), k = 2")
-  attr(out, "theory") <- if (setting == "sigmoid_temperature") {
+                           init = init_near_truth(truth, 2, assign = c(1L, 2L)),
+                           loss = sigmoid_temperature_loss, control = control,
+                           x_dist = function(n, d) matrix(stats::runif(n * d, -2, 2), n, d),
+                           name = if (euclid) "sigmoid with temperature (plain Euclidean), k = 2" else
+                             "sigmoid with temperature (inner product), k = 2",
+                           spread = spread_ray, spread_range = spread_range,
+                           two_start = if (reps > 0) function(p) log(p$gate$tau),
+                           two_start_reps = reps)
+  attr(out, "theory") <- if (euclid) "polynomial (n^(-1/2) for an exact fit)" else
     "exponential sample complexity (slower than any polynomial)"
-  } else "polynomial (D1 n^(-1/2) for an exact fit)"
-  attr(out, "theory_slope") <- if (setting == "sigmoid_temperature") 0 else -0.5
+  attr(out, "theory_slope") <- if (euclid) -0.5 else 0
   out
+}
+
+# Losses of the sigmoid temperature settings: |log tau_hat - log tau*| first,
+# then sum_i |w_hat_i - w_i*| with fitted experts matched to true ones by
+# their expert parameters, then the D1 Voronoi loss on (w, tau).
+sigmoid_temperature_loss <- function(fit, truth) {
+  cf <- fit$params$expert$coef
+  ct <- truth$expert$coef
+  d <- function(i, j) sqrt(sum((cf[, , i] - ct[, , j])^2))
+  m <- if (d(1, 1) + d(2, 2) <= d(1, 2) + d(2, 1)) 1:2 else 2:1
+  c(loss = abs(log(fit$params$gate$tau) - log(truth$gate$tau)),
+    w = sum(abs(fit$params$gate$W[, m] - truth$gate$W)),
+    D1 = voronoi_loss(fit, truth, "D1"))
 }
 
 # 5 sizes log-spaced from 1e3 to 1e4: the grid the shipped full studies ran.
@@ -211,18 +246,27 @@ multinomial_truth <- function(W, vanishing = FALSE, tau = 1, b0 = c(0, 0)) {
   moe_params(W = matrix(W, 1), b0 = b0, tau = tau, coef = coef)
 }
 
-# D1 on (w, tau) as loss, and D1 on the identified w / tau (temperature fixed
-# at 1) as loss_identified: the linear temperature gate only identifies w / tau.
-temperature_identified_loss <- function(fit, truth) {
-  d1 <- voronoi_loss(fit, truth, "D1")
-  rescale <- function(p) {
-    moe_params(W = p$gate$W / p$gate$tau, b0 = p$gate$b0, tau = 1, coef = p$expert$coef)
-  }
-  g <- fit$gate
-  fixed <- gate(score = g$score, activation = g$activation, normalizer = g$normalizer,
-                transform = g$transform, temperature = 1, estimate_temperature = FALSE,
-                intercept = g$intercept, name = "identified")
-  identified <- voronoi_loss(rescale(fit$params), rescale(truth), "D1", gate = fixed,
-                             expert = fit$expert, method = fit$method)
-  c(D1 = d1, identified = identified)
+# The exact-fit vanishing-expert settings (k = k* = 2) on a well-conditioned
+# truth: x ~ U(-3, 3), w* = (4, 0), expert 1 with t1* = (2, -1) and vanishing
+# slopes, expert 2 with t2* = (-1, 2), eta2* = (-2, 2).
+vanishing_exact_setting <- function(modified, n_grid, n_rep, maxit) {
+  out <- moe_study_setting(vanishing_exact_truth(), k = 2, n_grid = n_grid, n_rep = n_rep,
+                           gate = if (modified) gate_modified_softmax("tanh") else gate_softmax(),
+                           expert = expert_multinomial(), method = "ml",
+                           init = init_near_truth(vanishing_exact_truth(), 2, assign = 1:2),
+                           loss = "D1",
+                           control = moe_control(tol = 1e-8, maxit = maxit, accelerate = "squarem"),
+                           x_dist = function(n, d) matrix(stats::runif(n * d, -3, 3), n, d),
+                           name = paste0(if (modified) "modified softmax (tanh)" else "softmax",
+                                         ", vanishing expert, k = k* = 2"))
+  attr(out, "theory") <- "n^(-1/2) (exact fit: the slowness needs an over-specified cell)"
+  attr(out, "theory_slope") <- -0.5
+  out
+}
+
+vanishing_exact_truth <- function() {
+  coef <- array(0, c(2, 2, 2))
+  coef[, , 1] <- rbind(c(2, -1), c(0, 0))
+  coef[, , 2] <- rbind(c(-1, 2), c(-2, 2))
+  moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0), coef = coef)
 }

@@ -39,6 +39,27 @@
 #'   by `init`.
 #' @param name A label for printed output and plots.
 #' @param levels Class labels for multinomial experts (`NULL`: "1", "2", ...).
+#' @param spread `NULL`, or a function `function(params, c)` that moves
+#'   parameters along a direction the likelihood cannot see (or any chosen
+#'   direction), e.g. scaling gate vectors and temperature by `c`. Each
+#'   replication's start (from `init`) is then moved by \eqn{c = e^U},
+#'   \eqn{U \sim U(-}`spread_range`\eqn{, }`spread_range`\eqn{)}, drawn from
+#'   the replication's own random stream (recorded as column `start_c`), so
+#'   that a loss along that direction measures the estimator and not the start.
+#' @param spread_range Half-width of the uniform law of \eqn{\log c}.
+#' @param two_start `NULL`, or a function `function(params)` returning the raw
+#'   parameter (a numeric vector) whose estimability is checked: the same data
+#'   are also fitted from the start moved by each of `two_start_c` (with
+#'   `spread`, which is then required) and the Euclidean distance between the
+#'   two fits' raw parameters is recorded as column `gap`. A gap that is large
+#'   and does not shrink with \eqn{n} says that the raw parameter is not
+#'   estimated; one that shrinks like \eqn{n^{-1/2}} says that it is.
+#' @param two_start_c The two factors of the two-start check.
+#' @param two_start_reps The two-start check runs in replications
+#'   `1:two_start_reps` only (it costs two more fits).
+#' @param start_loss Also record the loss of the start (column `loss_start`;
+#'   the mean over the starts with `n_starts > 1`), so that one can see how
+#'   far the estimator moved from it.
 #' @return An object of class `moe_study_setting`.
 #' @seealso [rate_study()], [study_setting_neurips2023()].
 #' @examples
@@ -51,7 +72,10 @@
 moe_study_setting <- function(truth, k, n_grid, n_rep = 40, gate = "softmax",
                               expert = "gaussian", method = c("ml", "lsq"),
                               init = "near_truth", loss = "rbar", x_dist = NULL,
-                              control = moe_control(), name = "study", levels = NULL) {
+                              control = moe_control(), name = "study", levels = NULL,
+                              spread = NULL, spread_range = 0.3, two_start = NULL,
+                              two_start_c = exp(c(-0.5, 0.5)), two_start_reps = n_rep,
+                              start_loss = FALSE) {
   if (!inherits(truth, "moe_params")) stop_arg("truth", "a moe_params object", got = truth)
   k <- check_count(k, "k")
   if (!is.numeric(n_grid) || length(n_grid) < 1 || any(!is.finite(n_grid)) ||
@@ -73,10 +97,28 @@ moe_study_setting <- function(truth, k, n_grid, n_rep = 40, gate = "softmax",
   if (!is.function(loss)) exponent_table(loss)
   if (is.null(x_dist)) x_dist <- function(n, d) matrix(stats::runif(n * d, -1, 1), n, d)
   if (!is.function(x_dist)) stop_arg("x_dist", "a function(n, d)", got = x_dist)
-  if (!is.character(name) || length(name) != 1) stop_arg("name", "a string", got = name)
+  if (!is.character(name) || length(name) != 1 || is.na(name)) {
+    stop_arg("name", "a string (not NA)", got = name)
+  }
+  if (!is.null(spread) && !is.function(spread)) {
+    stop_arg("spread", "NULL or a function(params, c)", got = spread)
+  }
+  check_number(spread_range, "spread_range", lower = 0)
+  if (!is.null(two_start)) {
+    if (!is.function(two_start)) stop_arg("two_start", "NULL or a function(params)", got = two_start)
+    if (is.null(spread)) stop_arg("spread", "a function(params, c) when `two_start` is given")
+  }
+  if (!is.numeric(two_start_c) || length(two_start_c) != 2 || any(!is.finite(two_start_c)) ||
+      any(two_start_c <= 0)) {
+    stop_arg("two_start_c", "two positive numbers", got = two_start_c)
+  }
+  two_start_reps <- check_count(two_start_reps, "two_start_reps", lower = 0)
+  check_flag(start_loss, "start_loss")
   structure(list(name = name, truth = truth, k = k, n_grid = n_grid, n_rep = n_rep,
                  gate = gate, expert = expert, method = method, init = init, loss = loss,
-                 x_dist = x_dist, control = control, levels = levels),
+                 x_dist = x_dist, control = control, levels = levels, spread = spread,
+                 spread_range = spread_range, two_start = two_start, two_start_c = two_start_c,
+                 two_start_reps = min(two_start_reps, n_rep), start_loss = start_loss),
             class = "moe_study_setting")
 }
 
@@ -93,6 +135,14 @@ print.moe_study_setting <- function(x, ...) {
   cat("  grid:    ", length(x$n_grid), " sizes from ", min(x$n_grid), " to ", max(x$n_grid),
       ", ", x$n_rep, " replications (", length(x$n_grid) * x$n_rep, " fits)\n", sep = "")
   cat("  loss:    ", loss, "\n", sep = "")
+  if (!is.null(x$spread)) {
+    cat(sprintf("  starts:  moved along the set direction by c = exp(U(-%g, %g))\n",
+                x$spread_range, x$spread_range))
+  }
+  if (!is.null(x$two_start) && x$two_start_reps > 0) {
+    cat(sprintf("  check:   two starts (c = %s) in %d replication(s) per size\n",
+                paste(format(x$two_start_c, digits = 3), collapse = ", "), x$two_start_reps))
+  }
   invisible(x)
 }
 
@@ -109,9 +159,19 @@ print.moe_study_setting <- function(x, ...) {
 #' handlers set by [progressr::handlers()]); otherwise the progress conditions
 #' are only visible to globally registered handlers.
 #'
-#' A fit that fails (an error in simulation, fitting or the loss) does not
-#' stop the study: its row has `NA` loss and the error message. Each fit uses
-#' one thread; parallelism is over fits.
+#' A fit that fails (an error in simulation, fitting or the loss, or a loss
+#' that is `NA`, `NaN` or infinite) does not stop the study: its row has `NA`
+#' loss and the reason in `error`; a warning of class `moe_study_warning`
+#' gives the number of failed fits and the first reason. Each fit uses one
+#' thread; parallelism is over fits. The caller's [RNGkind()] and random
+#' stream are left as they were.
+#'
+#' A user loss function (or `x_dist`, `init`) that uses objects other than its
+#' arguments must get them on the workers of a parallel plan: pass them as
+#' `globals` (a named list, or names of objects in the calling frame) and the
+#' packages it calls as `packages`. They are placed in an environment
+#' enclosing the setting's functions, so every backend (sequential,
+#' multisession, multicore, cluster) sees them.
 #'
 #' @param setting A [moe_study_setting()].
 #' @param seed An integer: the seed from which all random streams derive.
@@ -124,12 +184,19 @@ print.moe_study_setting <- function(x, ...) {
 #' @param progress Show a progress bar?
 #' @param scheduling Chunks per worker (`future.scheduling`): more chunks
 #'   balance unequal fit times better and update the progress bar more often.
+#' @param globals `NULL`, a named list of objects, or a character vector of
+#'   names of objects in the calling frame, that the setting's user functions
+#'   (loss, `x_dist`, `init`, `spread`, `two_start`) need.
+#' @param packages Names of packages to attach on the workers
+#'   (`future.packages`), for user functions that call them unqualified.
 #' @return A data frame of class `c("moe_rate_study", "data.frame")`, one row
 #'   per fit, sorted by `n` then `replication`, with columns `n`,
 #'   `replication`, `loss`, `loss_reference` (Voronoi losses: the
 #'   reference-convention loss) or other `loss_*` columns, `loglik`,
 #'   `loglik_truth`, `iterations`, `converged`, `seconds` (of the fit),
-#'   `error` (`NA` or the error message), `stuck`, and the list column `params`
+#'   `error` (`NA` or the error message), with `spread` also `start_c`, with
+#'   `two_start` also `gap`, with `start_loss` also `loss_start`, then
+#'   `stuck` and the list column `params`
 #'   (fitted [moe_params()], `NULL` when failed). Attributes: `setting`,
 #'   `seed`, `elapsed` (wall time in seconds) and `workers`.
 #' @seealso [rate_slopes()], [plot.moe_rate_study()].
@@ -146,7 +213,7 @@ print.moe_study_setting <- function(x, ...) {
 #' }
 #' @export
 rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(),
-                       scheduling = 4) {
+                       scheduling = 4, globals = NULL, packages = NULL) {
   if (!inherits(setting, "moe_study_setting")) {
     stop_arg("setting", "a moe_study_setting object", got = setting)
   }
@@ -158,6 +225,23 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   check_number(stuck_tol, "stuck_tol", lower = 0)
   check_flag(progress, "progress")
   check_number(scheduling, "scheduling", lower = 0, lower_open = TRUE)
+  setting <- study_with_globals(setting, study_globals(globals, parent.frame()))
+  if (!is.null(packages) && (!is.character(packages) || anyNA(packages))) {
+    stop_arg("packages", "NULL or a character vector of package names", got = packages)
+  }
+  # future.seed switches the session to L'Ecuyer-CMRG on some plans: restore
+  # the caller's generator and stream.
+  old_kind <- RNGkind()
+  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
+  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
+  on.exit({
+    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
+    if (had_seed) {
+      assign(".Random.seed", old_seed, envir = .GlobalEnv)
+    } else if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) {
+      rm(".Random.seed", envir = .GlobalEnv)
+    }
+  }, add = TRUE)
   # Replication-major order: every chunk holds all sample sizes, so chunks of
   # equal length cost about the same.
   tasks <- expand.grid(n = setting$n_grid, replication = seq_len(setting$n_rep))
@@ -169,7 +253,8 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
       row <- study_task(setting, tasks$n[i], tasks$replication[i])
       tick()
       row
-    }, future.seed = as.integer(seed), future.scheduling = scheduling)
+    }, future.seed = as.integer(seed), future.scheduling = scheduling,
+    future.packages = packages)
   }
   # enable = TRUE: progressr disables itself outside interactive sessions by
   # default, which would hide the bar of a study script run with Rscript.
@@ -180,6 +265,13 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   }
   elapsed <- proc.time()[["elapsed"]] - start
   study <- study_frame(rows, stuck_tol)
+  failed <- !is.na(study$error)
+  if (any(failed)) {
+    warning(structure(class = c("moe_study_warning", "warning", "condition"), list(
+      message = sprintf("%d of %d fits of study \"%s\" failed; the first: %s", sum(failed),
+                        nrow(study), setting$name, study$error[which(failed)[1]]),
+      call = NULL)))
+  }
   attr(study, "setting") <- setting
   attr(study, "seed") <- seed
   attr(study, "elapsed") <- elapsed
@@ -189,22 +281,57 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   study
 }
 
+# Objects a study's user functions need on the workers: a named list.
+study_globals <- function(globals, frame) {
+  if (is.null(globals)) return(NULL)
+  if (is.character(globals) && !anyNA(globals)) {
+    missing <- globals[!vapply(globals, exists, TRUE, envir = frame)]
+    if (length(missing)) {
+      stop_arg("globals", "names of existing objects; not found: ", paste(missing, collapse = ", "))
+    }
+    return(mget(globals, envir = frame))
+  }
+  if (is.list(globals) && length(globals) > 0 && !is.null(names(globals)) &&
+      all(nzchar(names(globals)))) {
+    return(globals)
+  }
+  stop_arg("globals", "NULL, a named list or a character vector of object names", got = globals)
+}
+
+# Enclose the setting's user functions in an environment holding `globals`;
+# the environment is serialised with them to every worker.
+study_with_globals <- function(setting, globals) {
+  if (is.null(globals)) return(setting)
+  enclose <- function(fun) {
+    if (!is.function(fun) || is.primitive(fun)) return(fun)
+    environment(fun) <- list2env(globals, parent = environment(fun))
+    fun
+  }
+  for (f in c("loss", "x_dist", "spread", "two_start")) {
+    if (!is.null(setting[[f]])) setting[[f]] <- enclose(setting[[f]])
+  }
+  setting$control$init <- enclose(setting$control$init)
+  setting
+}
+
 # One fit of a study: simulate, fit, score. Never throws.
 study_task <- function(setting, n, replication) {
   out <- list(n = n, replication = replication, losses = c(loss = NA_real_), loglik = NA_real_,
               loglik_truth = NA_real_, iterations = NA_integer_, converged = NA,
-              seconds = NA_real_, error = NA_character_, params = NULL)
+              seconds = NA_real_, error = NA_character_, params = NULL, extra = NULL)
   spec <- list(gate = setting$gate, expert = setting$expert, method = setting$method)
   result <- tryCatch({
     data <- study_data(setting, n)
     out$loglik_truth <- params_loglik(setting$truth, spec, data)
+    c_start <- 1
+    if (!is.null(setting$spread)) {
+      c_start <- exp(stats::runif(1, -setting$spread_range, setting$spread_range))
+      out$extra <- c(out$extra, start_c = c_start)
+    }
+    base <- study_starts(setting, data)
+    starts <- move_starts(setting, base, c_start)
     t0 <- proc.time()[["elapsed"]]
-    fit <- withCallingHandlers(
-      moe_fit(data$y, data$X, data$Z, setting$k, expert = setting$expert, gate = setting$gate,
-              method = setting$method, control = setting$control),
-      moe_convergence_warning = function(w) invokeRestart("muffleWarning"),
-      moe_variance_floor_warning = function(w) invokeRestart("muffleWarning"),
-      moe_degenerate_warning = function(w) invokeRestart("muffleWarning"))
+    fit <- study_fit(setting, data, starts)
     out$seconds <- proc.time()[["elapsed"]] - t0
     out$loglik <- fit$loglik
     out$iterations <- as.integer(fit$iter)
@@ -212,12 +339,70 @@ study_task <- function(setting, n, replication) {
     out$params <- fit$params
     scored <- c(spec, list(params = fit$params, loglik = fit$loglik))
     out$losses <- study_loss(setting, scored)
+    if (isTRUE(setting$start_loss) && is.list(starts)) {
+      start_losses <- vapply(starts, function(p) {
+        study_loss(setting, c(spec, list(params = p, loglik = NA_real_)))[["loss"]]
+      }, 0)
+      out$extra <- c(out$extra, loss_start = mean(start_losses))
+    }
+    if (!is.null(setting$two_start) && replication <= setting$two_start_reps) {
+      raw <- lapply(setting$two_start_c, function(cc) {
+        f <- study_fit(setting, data, move_starts(setting, base, cc))
+        as.numeric(setting$two_start(f$params))
+      })
+      out$extra <- c(out$extra, gap = sqrt(sum((raw[[1]] - raw[[2]])^2)))
+    }
     out
   }, error = function(e) {
     out$error <- conditionMessage(e)
     out
   })
   result
+}
+
+# The starts of one fit, the setting's init evaluated here so that the study
+# knows them: a list of moe_params, one per start, or the init itself
+# ("kmeans", "random").
+study_starts <- function(setting, data) {
+  init <- setting$control$init
+  if (is.function(init)) {
+    starts <- lapply(seq_len(setting$control$n_starts), function(s) {
+      init(k = setting$k, y = data$y, X = data$X, Z = data$Z, expert = setting$expert,
+           gate = setting$gate)
+    })
+  } else if (inherits(init, "moe_params")) {
+    starts <- list(init)
+  } else if (is.list(init)) {
+    starts <- init
+  } else {
+    return(init)
+  }
+  starts
+}
+
+# Starts moved by the factor `c_start` along the setting's spread direction.
+move_starts <- function(setting, starts, c_start) {
+  if (is.null(setting$spread) || !is.list(starts)) return(starts)
+  lapply(starts, function(p) {
+    moved <- setting$spread(p, c_start)
+    if (!inherits(moved, "moe_params")) {
+      stop("the setting's spread function returned ", describe(moved), ", not moe_params",
+           call. = FALSE)
+    }
+    moved
+  })
+}
+
+# moe_fit() from given starts, with the warnings a study expects muffled.
+study_fit <- function(setting, data, starts) {
+  control <- setting$control
+  control$init <- starts
+  withCallingHandlers(
+    moe_fit(data$y, data$X, data$Z, setting$k, expert = setting$expert, gate = setting$gate,
+            method = setting$method, control = control),
+    moe_convergence_warning = function(w) invokeRestart("muffleWarning"),
+    moe_variance_floor_warning = function(w) invokeRestart("muffleWarning"),
+    moe_degenerate_warning = function(w) invokeRestart("muffleWarning"))
 }
 
 # Covariates and response of one replication.
@@ -265,7 +450,8 @@ params_loglik <- function(params, spec, data) {
 }
 
 # Named losses of one fit; the first is "loss".
-study_loss <- function(setting, fit) {
+# `strict`: a loss that is not finite is an error (a failed fit).
+study_loss <- function(setting, fit, strict = TRUE) {
   if (is.function(setting$loss)) {
     value <- setting$loss(fit, setting$truth)
     if (!is.numeric(value) || length(value) < 1) {
@@ -274,9 +460,16 @@ study_loss <- function(setting, fit) {
     nm <- names(value)
     nm <- if (is.null(nm)) paste0("loss_", seq_along(value)) else paste0("loss_", nm)
     nm[1] <- "loss"
-    return(stats::setNames(as.numeric(value), nm))
+    value <- stats::setNames(as.numeric(value), nm)
+    if (strict && (!is.finite(value[1]) || any(is.nan(value) | is.infinite(value)))) {
+      bad <- if (!is.finite(value[1])) 1L else which(is.nan(value) | is.infinite(value))[1]
+      stop("the study's loss function returned ", format(value[bad]), " for `", nm[bad], "`",
+           call. = FALSE)
+    }
+    return(value)
   }
   v <- voronoi_loss(fit, setting$truth, exponents = setting$loss, detail = TRUE)
+  if (strict && !is.finite(v$loss)) stop("the Voronoi loss is ", format(v$loss), call. = FALSE)
   c(loss = v$loss, loss_reference = v$reference)
 }
 
@@ -295,6 +488,13 @@ study_frame <- function(rows, stuck_tol) {
                       iterations = col("iterations", 0L), converged = col("converged", NA),
                       seconds = col("seconds", 0), error = col("error", ""),
                       stringsAsFactors = FALSE)
+  extra_names <- unique(unlist(lapply(rows, function(r) names(r$extra))))
+  for (nm in extra_names) {
+    study[[nm]] <- vapply(rows, function(r) {
+      v <- r$extra[nm]
+      if (length(v) != 1 || is.na(names(v))) NA_real_ else unname(as.numeric(v))
+    }, 0)
+  }
   study$stuck <- !is.na(study$loglik) & study$loglik < study$loglik_truth - stuck_tol
   study$params <- lapply(rows, function(r) r$params)
   ord <- order(study$n, study$replication)

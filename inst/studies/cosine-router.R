@@ -1,67 +1,30 @@
 #!/usr/bin/env Rscript
-# Cosine-router paper (Nguyen, Akbarian, Pham, Nguyen, Zhang, Ho 2025), in full, with one command:
+# Cosine-router paper (Nguyen, Akbarian, Pham, Nguyen, Zhang, Ho 2025), in full:
 #
-#   Rscript inst/studies/cosine-router.R
+#   Rscript inst/studies/cosine-router.R [--workers=2] [--sizes=12] [--reps=40]
+#           [--nmax=1e5] [--two_start=20] [--out=DIR]
 #
-# Options: --workers=W (default 2), --sizes=G (default 10, log-spaced from 1e3
-# to --nmax=N, default 3e4), --reps=R (default 20), --k=K (fitted experts,
-# default 2 = k*; K > 2 writes cosine-router-kK.rds), --out=DIR (default inst/extdata when run
-# from the package source, else the working directory).
-# Writes cosine-router.rds: a list with `studies` (one rate_study()
-# data frame per setting, with fitted parameters), `settings` (printed
-# descriptions), `asymptotic` (asymptotic_loss() at the smallest and largest
-# n; exactly specified settings), `elapsed` (wall seconds of the studies),
-# `machine`, `date`.
-
-suppressPackageStartupMessages({
-  library(moegate)
-  library(future)
+# Arms: cosine router against the perturbed cosine router with eps = 1, and
+# the perturbed router with eps = 0.01 (numerically almost the cosine router);
+# gate norms of the starts scaled by c; two-start check in the first
+# --two_start replications. Writes cosine-router.rds (a run_studies() result;
+# see ?study_setting_cosine and ?run_studies).
+suppressPackageStartupMessages(library(moegate))
+opt <- study_options(list(workers = 2, sizes = 12, reps = 40, nmax = 1e5, two_start = 20,
+                          out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
+make <- function(s, eps = 1) {
+  study_setting_cosine(s, n_grid = n_grid, n_rep = opt$reps, eps = eps,
+                       two_start = opt$two_start)
+}
+settings <- list(cosine = make("cosine"), perturbed_cosine = make("perturbed_cosine"),
+                 perturbed_cosine_eps001 = make("perturbed_cosine", eps = 0.01))
+# Conditioning (null directions, condition number) and the identified D1's
+# asymptotic prediction.
+asymptotic <- lapply(settings, function(s) {
+  function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 200,
+                                    loss = "loss_D1")
 })
-for (pkg in c("future.apply", "progressr")) {
-  if (!requireNamespace(pkg, quietly = TRUE)) stop("this script needs the ", pkg, " package")
-}
-args <- commandArgs(trailingOnly = TRUE)
-option <- function(name, default) {
-  hit <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(hit) == 0) default else sub(paste0("^--", name, "="), "", hit[1])
-}
-workers <- as.integer(option("workers", 2))
-n_sizes <- as.integer(option("sizes", 10))
-n_rep <- as.integer(option("reps", 20))
-n_max <- as.numeric(option("nmax", 3e4))
-k <- as.integer(option("k", 2))
-out_dir <- option("out", if (dir.exists("inst")) file.path("inst", "extdata") else ".")
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
-
-plan(multisession, workers = workers)
-progressr::handlers("txtprogressbar")
-n_grid <- round(10^seq(3, log10(n_max), length.out = n_sizes))
-settings <- c("linear", "cosine", "perturbed_cosine")
-
-start <- proc.time()[["elapsed"]]
-studies <- list()
-descriptions <- list()
-for (s in settings) {
-  setting <- study_setting_cosine(s, n_grid = n_grid, n_rep = n_rep, k = k)
-  descriptions[[s]] <- paste(utils::capture.output(print(setting)), collapse = "\n")
-  cat(descriptions[[s]], "\n")
-  study <- rate_study(setting, seed = 4, progress = TRUE)
-  attr(study, "setting") <- NULL
-  studies[[s]] <- study
-  cat(sprintf("%s: %.0f s\n", s, attr(study, "elapsed")))
-  print(rate_slopes(study, B = 499))
-}
-elapsed <- proc.time()[["elapsed"]] - start
-# The mean loss an estimator already in its asymptotic normal regime would
-# show (exactly specified settings only), for the figures' reference lines.
-asymptotic <- if (k == 2) lapply(stats::setNames(nm = settings), function(s) {
-  asymptotic_loss(study_setting_cosine(s, n_grid = range(n_grid)), nsim = 200)
-})
-result <- list(studies = studies, settings = descriptions, n_grid = n_grid, n_rep = n_rep, k = k,
-               asymptotic = asymptotic, elapsed = elapsed, workers = workers,
-               machine = list(nproc = parallel::detectCores(), R = R.version.string,
-                              platform = R.version$platform),
-               date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"))
-file <- file.path(out_dir, if (k == 2) "cosine-router.rds" else sprintf("cosine-router-k%d.rds", k))
-saveRDS(result, file)
-cat(sprintf("total wall time %.0f s; saved to %s\n", elapsed, file))
+dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
+run_studies(settings, seed = 4, workers = opt$workers, asymptotic = asymptotic,
+            file = file.path(opt$out, "cosine-router.rds"))

@@ -1,67 +1,37 @@
 #!/usr/bin/env Rscript
-# Softmax-gated multinomial logistic mixture of experts (Nguyen, Akbarian,
-# Nguyen, Ho; ICML 2024): the four settings of
-# ?study_setting_softmax_multinomial, in full, with one command:
+# Softmax multinomial paper (Nguyen, Akbarian, Nguyen, Ho 2024) and the sigmoid
+# paper's sigmoid-versus-softmax claim, with one command:
 #
-#   Rscript inst/studies/softmax-multinomial.R
+#   Rscript inst/studies/softmax-multinomial.R [--workers=2] [--sizes=8] [--reps=20]
+#           [--nmax=1e5] [--maxit=1000] [--out=DIR]
 #
-# Options: --workers=W (default 2, future::multisession), --reps=R (default 5),
-# --sizes=G (default 5, log-spaced from 1e3 to nmax), --nmax=N (default 1e4),
-# --maxit=M (EM iterations per fit, default 300),
-# --out=DIR (default inst/extdata when run from the package source).
-# Writes softmax-multinomial.rds: a list with `studies` (one rate_study() data
-# frame per setting, fitted parameters dropped to keep the file small),
-# `settings` (name, truth, k, gate, theory), `slopes`, `wall_time` (seconds),
-# `machine` (cores, workers, R version, platform) and `date`.
-
-suppressPackageStartupMessages({
-  library(moegate)
-  library(future)
+# (i) An exact-fit study (k = k* = 2) with a vanishing expert on a
+# well-conditioned truth, softmax against modified softmax (tanh): see
+# ?study_setting_softmax_multinomial ("vanishing_exact").
+# (ii) The population-level computation (no sampling): the smallest Hellinger
+# distance to the truth at a given discrepancy of the over-specified cell's
+# slope blocks, under softmax, modified softmax and modified sigmoid
+# (?vanishing_hellinger_profile).
+# Writes softmax-multinomial.rds (a run_studies() result with `profile`).
+suppressPackageStartupMessages(library(moegate))
+opt <- study_options(list(workers = 2, sizes = 8, reps = 20, nmax = 1e5, maxit = 1000,
+                          out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
+arms <- c(softmax = "vanishing_exact", modified = "vanishing_exact_modified")
+settings <- lapply(arms, function(s) {
+  study_setting_softmax_multinomial(s, n_grid = n_grid, n_rep = opt$reps, maxit = opt$maxit)
 })
-for (pkg in c("future.apply", "progressr")) {
-  if (!requireNamespace(pkg, quietly = TRUE)) stop("this script needs the ", pkg, " package")
-}
-args <- commandArgs(trailingOnly = TRUE)
-option <- function(name, default) {
-  hit <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(hit) == 0) default else sub(paste0("^--", name, "="), "", hit[1])
-}
-workers <- as.integer(option("workers", 2))
-n_rep <- as.integer(option("reps", 5))
-n_sizes <- as.integer(option("sizes", 5))
-n_max <- as.numeric(option("nmax", 1e4))
-maxit <- as.integer(option("maxit", 300))
-out_dir <- option("out", if (dir.exists("inst")) file.path("inst", "extdata") else ".")
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
-n_grid <- round(10^seq(3, log10(n_max), length.out = n_sizes))
-
-plan(multisession, workers = workers)
-progressr::handlers("txtprogressbar")
-settings <- c("exact", "overspecified", "vanishing", "vanishing_modified")
-start <- proc.time()[["elapsed"]]
-studies <- list()
-for (i in seq_along(settings)) {
-  s <- study_setting_softmax_multinomial(settings[i], n_grid = n_grid, n_rep = n_rep, maxit = maxit)
-  print(s)
-  study <- rate_study(s, seed = 2024 + i, progress = TRUE)
-  study$params <- NULL
-  studies[[settings[i]]] <- study
-  print(rate_slopes(study))
-}
-wall <- proc.time()[["elapsed"]] - start
-result <- list(
-  studies = studies,
-  settings = lapply(studies, function(st) {
-    s <- attr(st, "setting")
-    list(name = s$name, truth = s$truth, k = s$k, gate = s$gate$name, n_grid = s$n_grid,
-         n_rep = s$n_rep, maxit = s$control$maxit, theory = attr(s, "theory"), theory_slope = attr(s, "theory_slope"))
-  }),
-  slopes = lapply(studies, rate_slopes),
-  wall_time = wall,
-  machine = list(cores = parallel::detectCores(), workers = workers,
-                 R = R.version.string, platform = R.version$platform,
-                 note = "2 cores shared with other users' jobs"),
-  date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"))
-file <- file.path(out_dir, "softmax-multinomial.rds")
-saveRDS(result, file)
-cat(sprintf("wall time %.0f s on %d worker(s); saved to %s\n", wall, workers, file))
+asymptotic <- lapply(settings, function(s) {
+  function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 200)
+})
+started <- proc.time()[["elapsed"]]
+delta <- c(0.3, 0.2, 0.15, 0.1, 0.075, 0.05, 0.035, 0.025, 0.015, 0.01)
+profile <- do.call(rbind, lapply(c("softmax", "modified_softmax", "modified_sigmoid"), function(g) {
+  vanishing_hellinger_profile(g, delta = delta, starts = 4)
+}))
+print(profile)
+profile_seconds <- proc.time()[["elapsed"]] - started
+dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
+run_studies(settings, seed = 6, workers = opt$workers, asymptotic = asymptotic,
+            extra = list(profile = profile, profile_seconds = profile_seconds),
+            file = file.path(opt$out, "softmax-multinomial.rds"))

@@ -1,65 +1,26 @@
 #!/usr/bin/env Rscript
 # Temperature paper (Nguyen, Akbarian, Ho 2024), in full, with one command:
 #
-#   Rscript inst/studies/temperature-gaussian.R
+#   Rscript inst/studies/temperature-gaussian.R [--workers=2] [--sizes=12] [--reps=40]
+#           [--nmax=1e5] [--two_start=20] [--out=DIR]
 #
-# Options: --workers=W (default 2), --sizes=G (default 8, log-spaced from 1e3
-# to --nmax=N, default 2e4), --reps=R (default 16), --out=DIR (default inst/extdata when run
-# from the package source, else the working directory).
-# Writes temperature-gaussian.rds: a list with `studies` (one rate_study()
-# data frame per setting, with fitted parameters), `settings` (printed
-# descriptions), `asymptotic` (asymptotic_loss() at the smallest and largest
-# n; exactly specified settings), `elapsed` (wall seconds of the studies),
-# `machine`, `date`.
-
-suppressPackageStartupMessages({
-  library(moegate)
-  library(future)
+# Arms: dense-to-sparse (estimated temperature) against the GELU and tanh
+# activation gates; starts spread along the ray (c w, c tau); two-start check
+# in the first --two_start replications. Writes temperature-gaussian.rds (a
+# run_studies() result; see ?study_setting_temperature and ?run_studies).
+suppressPackageStartupMessages(library(moegate))
+opt <- study_options(list(workers = 2, sizes = 12, reps = 40, nmax = 1e5, two_start = 20,
+                          out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
+arms <- c("temperature", "activation_gelu", "activation_tanh")
+settings <- lapply(stats::setNames(nm = arms), function(s) {
+  study_setting_temperature(s, n_grid = n_grid, n_rep = opt$reps, two_start = opt$two_start)
 })
-for (pkg in c("future.apply", "progressr")) {
-  if (!requireNamespace(pkg, quietly = TRUE)) stop("this script needs the ", pkg, " package")
-}
-args <- commandArgs(trailingOnly = TRUE)
-option <- function(name, default) {
-  hit <- grep(paste0("^--", name, "="), args, value = TRUE)
-  if (length(hit) == 0) default else sub(paste0("^--", name, "="), "", hit[1])
-}
-workers <- as.integer(option("workers", 2))
-n_sizes <- as.integer(option("sizes", 8))
-n_rep <- as.integer(option("reps", 16))
-n_max <- as.numeric(option("nmax", 2e4))
-out_dir <- option("out", if (dir.exists("inst")) file.path("inst", "extdata") else ".")
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
-
-plan(multisession, workers = workers)
-progressr::handlers("txtprogressbar")
-n_grid <- round(10^seq(3, log10(n_max), length.out = n_sizes))
-settings <- c("softmax", "temperature", "activation_tanh", "activation_gelu")
-
-start <- proc.time()[["elapsed"]]
-studies <- list()
-descriptions <- list()
-for (s in settings) {
-  setting <- study_setting_temperature(s, n_grid = n_grid, n_rep = n_rep)
-  descriptions[[s]] <- paste(utils::capture.output(print(setting)), collapse = "\n")
-  cat(descriptions[[s]], "\n")
-  study <- rate_study(setting, seed = 3, progress = TRUE)
-  attr(study, "setting") <- NULL
-  studies[[s]] <- study
-  cat(sprintf("%s: %.0f s\n", s, attr(study, "elapsed")))
-  print(rate_slopes(study, B = 499))
-}
-elapsed <- proc.time()[["elapsed"]] - start
-# The mean loss an estimator already in its asymptotic normal regime would
-# show (exactly specified settings only), for the figures' reference lines.
-asymptotic <- lapply(stats::setNames(nm = settings), function(s) {
-  asymptotic_loss(study_setting_temperature(s, n_grid = range(n_grid)), nsim = 200)
+# The identified loss's asymptotic prediction (the raw losses move along the
+# information's null direction, which asymptotic_loss() does not perturb).
+asymptotic <- lapply(settings, function(s) {
+  function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 200)
 })
-result <- list(studies = studies, settings = descriptions, n_grid = n_grid, n_rep = n_rep,
-               asymptotic = asymptotic, elapsed = elapsed, workers = workers,
-               machine = list(nproc = parallel::detectCores(), R = R.version.string,
-                              platform = R.version$platform),
-               date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"))
-file <- file.path(out_dir, "temperature-gaussian.rds")
-saveRDS(result, file)
-cat(sprintf("total wall time %.0f s; saved to %s\n", elapsed, file))
+dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
+run_studies(settings, seed = 3, workers = opt$workers, asymptotic = asymptotic,
+            file = file.path(opt$out, "temperature-gaussian.rds"))

@@ -25,7 +25,8 @@ test_that("the cosine-router settings construct with their documented truths", {
     expect_equal(setting$expert$activation, "tanh")
     expect_equal(dim(setting$truth$gate$W), c(2L, 2L))
   }
-  expect_equal(study_setting_cosine("perturbed_cosine")$gate$eps_w, 0.01)
+  expect_equal(study_setting_cosine("perturbed_cosine")$gate$eps_w, 1)
+  expect_equal(study_setting_cosine("perturbed_cosine", eps = 0.01)$gate$eps_u, 0.01)
   # Over-specified variant (the k = 3 study of the vignette).
   expect_equal(study_setting_cosine("cosine", k = 3)$k, 3L)
 })
@@ -41,8 +42,10 @@ test_that("the temperature loss ignores the (w, tau) scaling; the raw loss does 
   value <- setting$loss(fit, truth)
   expect_equal(value[["loss"]], 0, tolerance = 1e-10)
   expect_gt(value[["raw"]], 0.5)
-  # The densities are the same, so the Hellinger error is 0 up to rounding.
-  expect_lt(value[["hellinger"]], 1e-6)
+  expect_equal(value[["tau"]], log(2))
+  # The spread moves along that ray.
+  expect_equal(setting$spread(truth, 2), scaled)
+  expect_equal(setting$two_start(scaled), log(2 * 0.5))
 })
 
 test_that("the perturbed-cosine loss ignores a common shift of v = w / (||w|| + eps_w)", {
@@ -62,22 +65,38 @@ test_that("the perturbed-cosine loss ignores a common shift of v = w / (||w|| + 
   # Same logit differences, so the same gate weights...
   expect_equal(gate_weights(setting$gate, shifted, z), gate_weights(setting$gate, truth, z),
                tolerance = 1e-8)
-  # ... and a zero loss, while the raw loss sees the shift.
+  # ... and zero losses: the raw loss maps the shifted v back (v_2 = v_2*).
   value <- setting$loss(fit, truth)
-  expect_equal(value[["loss"]], 0, tolerance = 1e-6)
-  expect_gt(value[["raw"]], 1e-3)
+  expect_equal(value[["loss"]], 0, tolerance = 1e-8)
+  expect_equal(value[["D1"]], 0, tolerance = 1e-6)
+  # The norms of a cosine router are not seen by the gate, but by the raw loss.
+  cos <- study_setting_cosine("cosine")
+  stretched <- cos$spread(truth, 1.5)
+  fit <- list(params = stretched, gate = cos$gate, expert = cos$expert, method = "lsq")
+  expect_equal(gate_weights(cos$gate, stretched, z), gate_weights(cos$gate, truth, z))
+  v <- cos$loss(fit, truth)
+  expect_equal(v[["loss"]], 0.5 * sqrt(5))
+  expect_equal(v[["direction"]], 0)
+  # eps = 0.01: the main loss is the identified v loss; the raw one is beside it.
+  small <- study_setting_cosine("perturbed_cosine", eps = 0.01)
+  fit <- list(params = truth, gate = small$gate, expert = small$expert, method = "lsq")
+  v <- small$loss(fit, truth)
+  expect_equal(v[["loss"]], 0)
+  expect_true("raw" %in% names(v))
 })
 
 test_that("a tiny study of every setting runs in seconds", {
   settings <- c(lapply(c("softmax", "temperature", "activation_tanh", "activation_gelu"),
-                       study_setting_temperature, n_grid = c(300, 600), n_rep = 1),
+                       study_setting_temperature, n_grid = c(300, 600), n_rep = 1,
+                       two_start = 1),
                 lapply(c("linear", "cosine", "perturbed_cosine"), study_setting_cosine,
-                       n_grid = c(300, 600), n_rep = 1))
+                       n_grid = c(300, 600), n_rep = 1, two_start = 1))
   for (setting in settings) {
     time <- system.time(study <- rate_study(setting, seed = 1))
     expect_lt(time[["elapsed"]], 20)
     expect_true(all(is.na(study$error)), info = setting$name)
     expect_true(all(is.finite(study$loss) & study$loss >= 0), info = setting$name)
-    expect_true(all(c("loss_raw") %in% names(study)), info = setting$name)
+    expect_true(any(c("loss_raw", "loss_direction") %in% names(study)), info = setting$name)
+    if (!is.null(setting$two_start)) expect_true(all(study$gap >= 0), info = setting$name)
   }
 })

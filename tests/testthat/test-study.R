@@ -53,7 +53,7 @@ test_that("progress = TRUE shows a bar outside interactive sessions too", {
 test_that("failed fits are recorded, not fatal", {
   # n = 3 cannot hold 2 experts with 2 coefficients each.
   setting <- moe_study_setting(small_truth, k = 2, n_grid = c(3, 300), n_rep = 2, loss = "D1")
-  study <- rate_study(setting, seed = 1)
+  expect_warning(study <- rate_study(setting, seed = 1), class = "moe_study_warning")
   expect_equal(nrow(study), 4)
   expect_true(all(is.na(study$loss[study$n == 3])))
   expect_match(study$error[study$n == 3], "k")
@@ -62,7 +62,7 @@ test_that("failed fits are recorded, not fatal", {
   # A loss function that throws is caught as well.
   broken <- moe_study_setting(small_truth, k = 2, n_grid = 200, n_rep = 1,
                               loss = function(fit, truth) stop("no loss today"))
-  s1 <- rate_study(broken, seed = 1)
+  expect_warning(s1 <- rate_study(broken, seed = 1), "no loss today", class = "moe_study_warning")
   expect_equal(s1$error, "no loss today")
   expect_true(is.na(s1$loss))
   # Extra named losses become columns.
@@ -205,4 +205,108 @@ test_that("settings are validated and the NeurIPS 2023 protocol is as published"
   expect_equal(s4$truth$expert$sigma2, c(0.09, 0.16))
   expect_error(study_setting_neurips2023(k = 5), class = "moe_error_k")
   expect_output(print(s4), "k = 4")
+})
+
+test_that("a NaN or infinite loss is a failed fit with its reason; name = NA is refused", {
+  for (bad in list(NaN, Inf, NA_real_)) {
+    setting <- moe_study_setting(small_truth, k = 2, n_grid = 200, n_rep = 1,
+                                 loss = function(fit, truth) bad)
+    expect_warning(s <- rate_study(setting, seed = 1), "returned", class = "moe_study_warning")
+    expect_true(is.na(s$loss))
+    expect_match(s$error, format(bad))
+  }
+  # An infinite secondary loss too; a missing secondary one is allowed.
+  setting <- moe_study_setting(small_truth, k = 2, n_grid = 200, n_rep = 1,
+                               loss = function(fit, truth) c(a = 1, b = -Inf))
+  expect_warning(s <- rate_study(setting, seed = 1), "loss_b")
+  setting <- moe_study_setting(small_truth, k = 2, n_grid = 200, n_rep = 1,
+                               loss = function(fit, truth) c(a = 1, b = NA))
+  expect_no_warning(s <- rate_study(setting, seed = 1))
+  expect_equal(s$loss, 1)
+  expect_error(moe_study_setting(small_truth, k = 2, n_grid = 200, name = NA),
+               class = "moe_error_name")
+  expect_error(moe_study_setting(small_truth, k = 2, n_grid = 200, name = NA_character_),
+               class = "moe_error_name")
+})
+
+test_that("rate_study() gives user losses their globals and packages and leaves RNGkind() alone", {
+  skip_on_cran()
+  skip_if_not_installed("future")
+  old_plan <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(old_plan), add = TRUE)
+  loss_shift <- 0.25
+  uses_global <- function(fit, truth) voronoi_loss(fit, truth, "D1") + loss_shift
+  environment(uses_global) <- globalenv()
+  setting <- moe_study_setting(small_truth, k = 2, n_grid = c(200, 300), n_rep = 1,
+                               loss = uses_global)
+  # Without the global every fit fails on the workers; the warning names the error.
+  expect_warning(s0 <- rate_study(setting, seed = 1), "loss_shift", class = "moe_study_warning")
+  expect_true(all(is.na(s0$loss)))
+  s1 <- rate_study(setting, seed = 1, globals = list(loss_shift = loss_shift))
+  s2 <- rate_study(setting, seed = 1, globals = "loss_shift")
+  expect_true(all(is.na(s1$error)))
+  expect_equal(s1$loss, s2$loss)
+  expect_true(all(s1$loss >= 0.25))
+  # A package the loss calls unqualified.
+  pkg_loss <- function(fit, truth) median(c(voronoi_loss(fit, truth, "D1"), 0, 1))
+  environment(pkg_loss) <- globalenv()
+  setting <- moe_study_setting(small_truth, k = 2, n_grid = 200, n_rep = 1, loss = pkg_loss)
+  s3 <- rate_study(setting, seed = 1, packages = "stats")
+  expect_true(is.na(s3$error))
+  expect_error(rate_study(setting, globals = "no_such_object_here"), class = "moe_error_globals")
+  expect_error(rate_study(setting, packages = 1), class = "moe_error_packages")
+  # The caller's generator is left as found.
+  old_kind <- RNGkind()
+  on.exit(do.call(RNGkind, as.list(old_kind)), add = TRUE)
+  RNGkind("Mersenne-Twister", "Inversion", "Rejection")
+  set.seed(5)
+  before <- .Random.seed
+  invisible(rate_study(small_setting(), seed = 1))
+  expect_identical(RNGkind(), c("Mersenne-Twister", "Inversion", "Rejection"))
+  expect_identical(.Random.seed, before)
+  suppressWarnings(RNGkind("Wichmann-Hill"))
+  invisible(rate_study(small_setting(), seed = 1))
+  expect_identical(RNGkind()[1], "Wichmann-Hill")
+})
+
+test_that("spread starts, the two-start check and start losses are recorded", {
+  ray <- function(p, c) {
+    p$gate$W <- p$gate$W * c
+    p
+  }
+  setting <- small_setting(spread = ray, spread_range = 0.2, two_start = function(p) p$gate$W[1, 1],
+                           two_start_reps = 1, start_loss = TRUE)
+  expect_output(print(setting), "two starts")
+  study <- rate_study(setting, seed = 1)
+  expect_true(all(c("start_c", "gap", "loss_start") %in% names(study)))
+  expect_true(all(study$start_c >= exp(-0.2) & study$start_c <= exp(0.2)))
+  expect_equal(is.na(study$gap), study$replication > 1)
+  expect_true(all(study$gap[!is.na(study$gap)] >= 0))
+  expect_true(all(study$loss_start > 0))
+  expect_error(small_setting(two_start = function(p) 1), class = "moe_error_spread")
+  expect_error(small_setting(spread = 1), class = "moe_error_spread")
+  expect_error(small_setting(spread = ray, two_start_c = c(1, -1), two_start = function(p) 1),
+               class = "moe_error_two_start_c")
+  bad <- small_setting(spread = function(p, c) 1)
+  expect_warning(s <- rate_study(bad, seed = 1), "spread function")
+})
+
+test_that("run_studies() records wall time and machine, and saves; study_options() parses", {
+  file <- tempfile(fileext = ".rds")
+  run <- suppressMessages(run_studies(list(a = small_setting()), workers = NULL, file = file,
+                                      progress = FALSE, B = 50, extra = list(note = "x")))
+  expect_s3_class(run, "moe_study_run")
+  expect_true(file.exists(file))
+  saved <- readRDS(file)
+  expect_named(saved$studies, "a")
+  expect_true(saved$elapsed[["a"]] >= 0 && saved$total >= saved$elapsed[["a"]])
+  expect_true(all(c("cores", "cpu", "R", "platform", "moegate") %in% names(saved$machine)))
+  expect_identical(saved$note, "x")
+  expect_output(print(run), "wall time")
+  expect_error(run_studies(list(small_setting())), class = "moe_error_settings")
+  o <- study_options(list(workers = 2, out = "x", flag = FALSE),
+                     args = c("--workers=1", "--out=y", "--flag=TRUE"))
+  expect_identical(o, list(workers = 1, out = "y", flag = TRUE))
+  expect_error(study_options(list(a = 1), args = "--b=2"), class = "moe_error_args")
+  expect_error(study_options(list(a = 1), args = "--a=x"), class = "moe_error_args")
 })

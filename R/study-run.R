@@ -1,0 +1,157 @@
+# The shared runner of the shipped full studies (inst/studies/*.R): runs a
+# named list of settings one after the other, records slopes, wall time and
+# the machine, and saves everything in one file.
+
+#' Run a set of studies and save them with their wall time and machine
+#'
+#' The harness of the shipped full studies (`inst/studies/*.R`): runs each
+#' [moe_study_setting()] of `settings` with [rate_study()] on a
+#' [future::multisession] plan of `workers` workers (the caller's plan is
+#' restored on exit), prints its slopes, and returns (and with `file` saves)
+#' one list with everything a vignette needs.
+#'
+#' @param settings A named list of [moe_study_setting()]s.
+#' @param seed Seed of every study (each gets the same seed, so the studies of
+#'   one file see the same covariates for the same replication).
+#' @param workers Number of future workers (`NULL`: keep the current plan).
+#' @param file `NULL`, or the `.rds` file to write.
+#' @param asymptotic `NULL`, or a named list of functions `function(setting)`
+#'   returning an [asymptotic_loss()] prediction (names: those of `settings`);
+#'   their run time is not counted in the studies' wall time.
+#' @param extra A list of further elements to store (e.g. a population-level
+#'   computation).
+#' @param B Bootstrap resamples of the printed slopes.
+#' @param progress Show progress bars?
+#' @param keep_params Keep the fitted parameters (list column `params`)?
+#' @return A list of class `moe_study_run` with `studies` (one
+#'   [rate_study()] result per setting, its setting attached), `settings`
+#'   (printed descriptions), `elapsed` (wall seconds per study), `total`
+#'   (wall seconds of all studies), `workers`, `machine` (cores, CPU model, R
+#'   version, platform, moegate version), `date`, `seed`, `asymptotic` and the
+#'   elements of `extra`.
+#' @seealso [rate_study()], [study_verdicts()].
+#' @examples
+#' \donttest{
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' s <- moe_study_setting(truth, k = 2, n_grid = c(200, 800), n_rep = 2, loss = "D1")
+#' run <- run_studies(list(small = s), workers = NULL, progress = FALSE)
+#' run$elapsed
+#' }
+#' @export
+run_studies <- function(settings, seed = 1, workers = 2, file = NULL, asymptotic = NULL,
+                        extra = NULL, B = 499, progress = TRUE, keep_params = TRUE) {
+  if (!is.list(settings) || length(settings) == 0 || is.null(names(settings)) ||
+      !all(nzchar(names(settings))) ||
+      !all(vapply(settings, inherits, TRUE, "moe_study_setting"))) {
+    stop_arg("settings", "a named list of moe_study_setting objects", got = settings)
+  }
+  check_number(seed, "seed", integer = TRUE)
+  if (!is.null(workers)) workers <- check_count(workers, "workers")
+  if (!is.null(file) && (!is.character(file) || length(file) != 1 || is.na(file))) {
+    stop_arg("file", "NULL or a file name", got = file)
+  }
+  if (!is.null(asymptotic) && (!is.list(asymptotic) ||
+                               !all(names(asymptotic) %in% names(settings)))) {
+    stop_arg("asymptotic", "NULL or a list of functions named like `settings`", got = asymptotic)
+  }
+  if (!is.null(extra) && !is.list(extra)) stop_arg("extra", "NULL or a list", got = extra)
+  B <- check_count(B, "B")
+  check_flag(progress, "progress")
+  check_flag(keep_params, "keep_params")
+  if (!is.null(workers)) {
+    if (!requireNamespace("future", quietly = TRUE)) {
+      stop("run_studies() needs the future package for `workers`", call. = FALSE)
+    }
+    old_plan <- future::plan(future::multisession, workers = workers)
+    on.exit(future::plan(old_plan), add = TRUE)
+  }
+  studies <- list()
+  descriptions <- list()
+  elapsed <- numeric()
+  start <- proc.time()[["elapsed"]]
+  for (s in names(settings)) {
+    descriptions[[s]] <- paste(utils::capture.output(print(settings[[s]])), collapse = "\n")
+    message(descriptions[[s]])
+    study <- rate_study(settings[[s]], seed = seed, progress = progress)
+    if (!keep_params) study$params <- NULL
+    studies[[s]] <- study
+    elapsed[[s]] <- attr(study, "elapsed")
+    message(sprintf("%s: %.0f s", s, elapsed[[s]]))
+    message(paste(utils::capture.output(print(rate_slopes(study, B = B))), collapse = "\n"))
+  }
+  total <- proc.time()[["elapsed"]] - start
+  predictions <- if (!is.null(asymptotic)) {
+    lapply(stats::setNames(nm = names(asymptotic)), function(s) asymptotic[[s]](settings[[s]]))
+  }
+  out <- c(list(studies = studies, settings = descriptions, elapsed = elapsed, total = total,
+                workers = if (is.null(workers)) NA_integer_ else workers,
+                machine = study_machine(), date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"),
+                seed = seed, asymptotic = predictions), extra)
+  class(out) <- c("moe_study_run", "list")
+  if (!is.null(file)) {
+    saveRDS(out, file)
+    message(sprintf("total wall time %.0f s; saved to %s", total, file))
+  }
+  out
+}
+
+# The machine a study ran on.
+study_machine <- function() {
+  cpu <- NA_character_
+  if (file.exists("/proc/cpuinfo")) {
+    lines <- readLines("/proc/cpuinfo", warn = FALSE)
+    hit <- grep("^model name", lines, value = TRUE)
+    if (length(hit)) cpu <- trimws(sub("^model name\\s*:", "", hit[1]))
+  }
+  list(cores = parallel::detectCores(), cpu = cpu, R = R.version.string,
+       platform = R.version$platform,
+       moegate = as.character(utils::packageVersion("moegate")))
+}
+
+#' @export
+print.moe_study_run <- function(x, ...) {
+  cat("<moe_study_run> ", length(x$studies), " studies, ", sprintf("%.0f", x$total),
+      " s wall time on ", format(x$workers), " worker(s); ", x$machine$cores, " cores (",
+      x$machine$cpu, "), ", x$machine$R, ", ", x$date, "\n", sep = "")
+  for (s in names(x$studies)) {
+    cat(sprintf("  %-28s %5.0f s  %d fits\n", s, x$elapsed[[s]], nrow(x$studies[[s]])))
+  }
+  invisible(x)
+}
+
+#' Options of a study script
+#'
+#' Reads `--name=value` options from the command line of a study script
+#' (`inst/studies/*.R`), with defaults and their types.
+#'
+#' @param defaults A named list of default values; each option is converted
+#'   to the type of its default.
+#' @param args The command-line arguments.
+#' @return The list of options.
+#' @examples
+#' study_options(list(workers = 2, reps = 40), args = c("--reps=10"))
+#' @export
+study_options <- function(defaults, args = commandArgs(trailingOnly = TRUE)) {
+  if (!is.list(defaults) || is.null(names(defaults))) {
+    stop_arg("defaults", "a named list", got = defaults)
+  }
+  known <- sub("=.*$", "", sub("^--", "", grep("^--", args, value = TRUE)))
+  unknown <- setdiff(known, names(defaults))
+  if (length(unknown)) {
+    stop_arg("args", "options among --", paste(names(defaults), collapse = ", --"),
+             "; unknown: --", paste(unknown, collapse = ", --"))
+  }
+  for (nm in names(defaults)) {
+    hit <- grep(paste0("^--", nm, "="), args, value = TRUE)
+    if (length(hit) == 0) next
+    value <- sub(paste0("^--", nm, "="), "", hit[length(hit)])
+    default <- defaults[[nm]]
+    defaults[[nm]] <- if (is.numeric(default)) suppressWarnings(as.numeric(value)) else
+      if (is.logical(default)) as.logical(value) else value
+    if (is.numeric(default) && is.na(defaults[[nm]])) {
+      stop_arg("args", "a number for --", nm, got = value)
+    }
+  }
+  defaults
+}

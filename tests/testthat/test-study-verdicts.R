@@ -1,0 +1,47 @@
+# The table of verdicts is computed from stored studies.
+
+fake_study <- function(rate, gap_rate = NULL, seed = 1) {
+  set.seed(seed)
+  d <- expand.grid(n = round(10^seq(3, 5, length.out = 6)), replication = 1:10)
+  d$loss <- d$n^rate * exp(rnorm(nrow(d), sd = 0.2))
+  d$loss_tau <- d$loss
+  d$loss_raw <- d$loss
+  if (!is.null(gap_rate)) d$gap <- d$n^gap_rate * exp(rnorm(nrow(d), sd = 0.2))
+  d
+}
+
+test_that("study_verdicts() decides from the stored slopes", {
+  dir <- tempfile()
+  dir.create(dir)
+  run <- list(studies = list(temperature = fake_study(0, gap_rate = 0),
+                             activation_gelu = fake_study(-0.5, gap_rate = -0.5),
+                             activation_tanh = fake_study(-0.5)))
+  saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
+  v <- study_verdicts(dir, B = 50)
+  expect_s3_class(v, "moe_study_verdicts")
+  expect_true(all(c("paper", "claim", "fast_slope", "slow_slope", "verdict") %in% names(v)))
+  contrast <- v[!is.na(v$slow), ]
+  expect_true(all(contrast$verdict == "reproduced"))
+  expect_equal(contrast$fast_slope[1], rate_slopes(run$studies$activation_gelu, "loss_tau",
+                                                   B = 50)$slope[1])
+  expect_equal(contrast$slow_gap_slope[1], 0, tolerance = 0.15)
+  # The identified-loss row expects n^(-1/2), which a flat loss is not.
+  expect_match(v$verdict[is.na(v$slow)], "not reproduced")
+  expect_output(print(v), "reproduced")
+  # Both sides polynomial: the claim is not reproduced.
+  run$studies$temperature <- fake_study(-0.5, gap_rate = -0.5)
+  saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
+  v <- study_verdicts(dir, B = 50)
+  expect_true(all(grepl("not reproduced", v$verdict[!is.na(v$slow)])))
+  expect_error(study_verdicts(file.path(dir, "nope")), class = "moe_error_dir")
+  empty <- tempfile()
+  dir.create(empty)
+  expect_error(study_verdicts(empty), class = "moe_error_dir")
+})
+
+test_that("the shipped results give a verdict for every claim", {
+  skip_if(system.file("extdata", "temperature-gaussian.rds", package = "moegate") == "")
+  v <- study_verdicts(B = 50, papers = 1)
+  expect_true(all(nzchar(v$verdict)))
+  expect_true(all(is.finite(v$fast_slope)))
+})
