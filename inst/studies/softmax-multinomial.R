@@ -3,7 +3,7 @@
 # paper's sigmoid-versus-softmax claim, with one command:
 #
 #   Rscript inst/studies/softmax-multinomial.R [--workers=2] [--sizes=8] [--reps=20]
-#           [--nmax=1e5] [--maxit=1000] [--out=DIR]
+#           [--nmax=1e5] [--maxit=1000] [--starts=1] [--lm_maxit=200] [--out=DIR]
 #
 # (i) An exact-fit study (k = k* = 2) with a vanishing expert on a
 # well-conditioned truth, softmax against modified softmax (tanh): see
@@ -15,6 +15,7 @@
 # Writes softmax-multinomial.rds (a run_studies() result with `profile`).
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(workers = 2, sizes = 8, reps = 20, nmax = 1e5, maxit = 1000,
+                          starts = 1, lm_maxit = 200,
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
 arms <- c(softmax = "vanishing_exact", modified = "vanishing_exact_modified")
@@ -25,9 +26,9 @@ asymptotic <- lapply(settings, function(s) {
   function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 200)
 })
 started <- proc.time()[["elapsed"]]
-delta <- c(0.3, 0.2, 0.15, 0.1, 0.075, 0.05, 0.035, 0.025, 0.015, 0.01)
+delta <- c(0.3, 0.15, 0.075, 0.035, 0.015)
 profile <- do.call(rbind, lapply(c("softmax", "modified_softmax", "modified_sigmoid"), function(g) {
-  vanishing_hellinger_profile(g, delta = delta, starts = 4)
+  vanishing_hellinger_profile(g, delta = delta, starts = opt$starts, maxit = opt$lm_maxit)
 }))
 print(profile)
 profile_seconds <- proc.time()[["elapsed"]] - started

@@ -1,0 +1,26 @@
+#!/usr/bin/env Rscript
+# NeurIPS 2023 protocol, k = 3 and 4, with the loss of each fit's starts
+# recorded beside the fit's (issue 12, part 5), with one command:
+#
+#   Rscript inst/studies/neurips2023-starts.R [--workers=2] [--sizes=3] [--reps=4]
+#           [--nmin=1e4] [--nmax=1e5] [--out=DIR]
+#
+# The starts are the protocol's (init_near_truth(): noise of sd 0.05 n^-0.083 on
+# the experts and 0.05 n^-0.005 on every gate entry; best of 5 starts); the
+# column loss_start is the mean rbar loss of the 5 starts. A fit whose loss is
+# several times its starts' has not moved towards the MLE's loss but away
+# from a start placed near the truth; the slope of such fits tracks the starts'
+# shrinking noise, not an estimation rate. Writes neurips2023-starts.rds (a
+# run_studies() result).
+suppressPackageStartupMessages(library(moegate))
+opt <- study_options(list(workers = 2, sizes = 3, reps = 4, nmin = 1e4, nmax = 1e5,
+                          out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+n_grid <- round(10^seq(log10(opt$nmin), log10(opt$nmax), length.out = opt$sizes))
+settings <- lapply(c(k3 = 3, k4 = 4), function(k) {
+  s <- study_setting_neurips2023(k = k, n_grid = n_grid, n_rep = opt$reps)
+  s$start_loss <- TRUE
+  s
+})
+dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
+run_studies(settings, seed = 2023, workers = opt$workers,
+            file = file.path(opt$out, "neurips2023-starts.rds"))
