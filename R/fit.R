@@ -93,7 +93,10 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
     resp_s$var_y <- resp$var_y / scaling$y_scale^2
   }
   check_designs(Xs, Us, gate, design_args)
-  if (k > 1) check_gate_varies(gate, U, k)
+  if (k > 1) {
+    check_gate_varies(gate, U, k)
+    check_gate_origin(gate, U, scaling)
+  }
   p <- ncol(X)
   K <- resp$n_classes
   n_expert_par <- if (expert$family == "gaussian") p else p * (K - 1)
@@ -216,6 +219,37 @@ check_gate_varies <- function(gate, U, k) {
                         call = NULL)))
   }
   invisible(any(varies))
+}
+
+# Gates whose model depends on the origin of their inputs (cosine scores,
+# an activation outside the intercept, tanh/sigmoid input transforms) are
+# not centred internally (R/scaling.R). Inputs far from the origin compared
+# with their spread then leave such a gate little to work with (the cosine
+# of nearly parallel vectors, a saturated tanh): the fit is the fit of that
+# model, but rarely the one meant, so say so.
+check_gate_origin <- function(gate, U, scaling) {
+  if (ncol(U) == 0 || nrow(U) < 2) return(invisible(TRUE))
+  centred <- any(scaling$u$centre != 0)
+  shift_free <- gate$score %in% c("inner", "euclidean", "euclidean_sq") &&
+    identical(gate$transform, "identity") && is.null(gate$transform_fun) &&
+    (gate$score != "inner" || gate$activation == "identity" || gate$intercept == "inside")
+  if (centred || shift_free) return(invisible(TRUE))
+  ratio <- vapply(seq_len(ncol(U)), function(j) {
+    s <- stats::sd(U[, j])
+    if (!is.finite(s) || s == 0) 0 else abs(mean(U[, j])) / s
+  }, 0)
+  far <- ratio > 100
+  if (any(far)) {
+    nm <- colnames(U) %||% paste0("column ", seq_len(ncol(U)))
+    warning(structure(class = c("moe_gate_origin_warning", "warning", "condition"),
+                      list(message = paste0(
+                        "Gate input(s) ", paste(nm[far], collapse = ", "), " lie far from the ",
+                        "origin (|mean| / sd up to ", signif(max(ratio), 3), "): the ",
+                        gate$name, " gate depends on the origin of its inputs and can barely ",
+                        "vary over these data; consider centring the gate covariates"),
+                        call = NULL)))
+  }
+  invisible(!any(far))
 }
 
 # Complete or quasi-complete separation in a multinomial expert, detected as

@@ -193,3 +193,21 @@ test_that("trace lines report the objective in the response's units", {
   rss <- as.numeric(sub(".*RSS ", "", grep("RSS", out, value = TRUE)))
   expect_equal(min(rss), l$rss, tolerance = 1e-8)
 })
+
+test_that("origin-dependent gates warn when their inputs sit far from the origin", {
+  d <- invariance_data()
+  d$u <- d$x + 1e3
+  # The saturated gates are also (correctly) reported as constant.
+  quiet_constant <- function(expr) {
+    withCallingHandlers(expr, moe_constant_gate_warning = function(w) invokeRestart("muffleWarning"))
+  }
+  expect_warning(quiet_constant(moe(y ~ x | u, data = d, k = 2, gate = gate_activation())),
+                 class = "moe_gate_origin_warning")
+  expect_warning(quiet_constant(moe(y ~ x | u, data = d, k = 2, gate = gate_modified_softmax())),
+                 class = "moe_gate_origin_warning")
+  # Shift-invariant gates are centred internally and do not warn.
+  expect_no_warning(moe(y ~ x | u, data = d, k = 2))
+  expect_no_warning(moe(y ~ x | u, data = d, k = 2, gate = gate_euclidean()))
+  # Nor do origin-dependent gates on centred inputs.
+  expect_no_warning(moe(y ~ x | x, data = d, k = 2, gate = gate_activation()))
+})
