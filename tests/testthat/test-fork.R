@@ -7,6 +7,9 @@
 
 test_that("fits in forked children finish and equal the parent's", {
   skip_on_os("windows")
+  # Child R processes with timeouts of minutes: run by tools/test.sh (NOT_CRAN),
+  # not by R CMD check on CRAN's shared machines.
+  skip_on_cran()
   skip_if_not_installed("callr")
   res <- callr::r(function() {
     library(moegate)

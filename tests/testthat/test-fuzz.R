@@ -167,6 +167,9 @@ malformed_cases <- function(n_random) {
 }
 
 test_that("every malformed input gets a classed moe error", {
+  # Child R processes with timeouts of minutes: run by tools/test.sh (NOT_CRAN),
+  # not by R CMD check on CRAN's shared machines.
+  skip_on_cran()
   skip_if_not_installed("callr")
   cases <- malformed_cases(if (slow_fuzz) 600 else 120)
   res <- run_fuzz_batch(cases, fuzz_setup, classify_error,
@@ -269,6 +272,9 @@ check_random_fit <- function(s, env) {
 }
 
 test_that("random fits are finite or refused, monotone, reproducible, thread-independent", {
+  # Child R processes with timeouts of minutes: run by tools/test.sh (NOT_CRAN),
+  # not by R CMD check on CRAN's shared machines.
+  skip_on_cran()
   skip_if_not_installed("callr")
   cases <- random_fit_cases(if (slow_fuzz) 200 else 40, if (slow_fuzz) 2000 else 1100)
   # Two processes: a crash loses at most half of the campaign's report.
