@@ -6,7 +6,9 @@
 #
 # Environment: MOEGATE_LIB (lib.loc of moegate), BENCH_N (sample sizes,
 # comma-separated; default 2000,10000), BENCH_STARTS (starts per k for both
-# packages; default 3), BENCH_TAG (suffix of the output file).
+# packages; default 3), BENCH_EXTRA_STARTS (a second moegate sweep with this
+# many starts per k, timed beside; default 10, 0 to skip), BENCH_TAG (suffix
+# of the output file).
 #
 # Both packages fit every k = 1..5 with BENCH_STARTS starts each and keep the
 # best start per k: flexmix its own random starts (stepFlexmix's nrep, each a
@@ -34,6 +36,7 @@ future::plan(future::sequential)
 
 sizes <- as.numeric(strsplit(Sys.getenv("BENCH_N", "2000,10000"), ",")[[1]])
 n_starts <- as.integer(Sys.getenv("BENCH_STARTS", "3"))
+extra_starts <- as.integer(Sys.getenv("BENCH_EXTRA_STARTS", "10"))
 ks <- 1:5
 tol <- 1e-6
 options(width = 200)
@@ -55,6 +58,10 @@ run_one <- function(n) {
                 model = FLXMRglm(), concomitant = FLXPmultinom(~ x1 + x2),
                 control = list(minprior = 0, tolerance = tol, iter.max = 1000))
   })
+  extra <- if (extra_starts > 0) time_call(function() {
+    moe_select(y ~ x1 + x2, data = s$data, k = ks, seed = 1, progress = FALSE,
+               control = moe_control(tol = tol, maxit = 1000, n_starts = extra_starts))
+  })
   tree <- time_call(function() {
     fit <- moe(y ~ x1 + x2, data = s$data, k = max(ks),
                control = moe_control(tol = tol, maxit = 1000, n_starts = n_starts))
@@ -65,14 +72,21 @@ run_one <- function(n) {
   bic_f <- vapply(ks, function(k) BIC(getModel(fx$value, which = as.character(k))), 0)
   per_k <- data.frame(n = n, k = ks, moegate_loglik = sel$table$logLik, flexmix_loglik = ll_f,
                       loglik_diff = sel$table$logLik - ll_f, moegate_BIC = sel$table$BIC,
-                      flexmix_BIC = bic_f, moegate_seconds = sel$table$seconds)
+                      flexmix_BIC = bic_f, moegate_seconds = sel$table$seconds,
+                      moegate_extra_loglik = if (!is.null(extra)) extra$value$table$logLik else NA,
+                      extra_loglik_diff = if (!is.null(extra)) extra$value$table$logLik - ll_f else NA)
   summary <- data.frame(
     n = n, starts = n_starts, moegate_s = mg$seconds, flexmix_s = fx$seconds,
     ratio = fx$seconds / mg$seconds, moegate_cpu = mg$cpu, flexmix_cpu = fx$cpu,
     ratio_cpu = fx$cpu / mg$cpu, dendrogram_s = tree$seconds,
-    dendrogram_vs_sweep = tree$seconds / mg$seconds,
+    dendrogram_vs_sweep = tree$seconds / mg$seconds, dendrogram_cpu = tree$cpu,
+    dendrogram_vs_sweep_cpu = tree$cpu / mg$cpu,
     moegate_bic_k = sel$best_k, flexmix_bic_k = ks[which.min(bic_f)],
     dic_k = tree$value$k_selected, min_loglik_diff = min(per_k$loglik_diff),
+    extra_starts = extra_starts, moegate_extra_s = if (!is.null(extra)) extra$seconds else NA,
+    moegate_extra_cpu = if (!is.null(extra)) extra$cpu else NA,
+    ratio_extra_cpu = if (!is.null(extra)) fx$cpu / extra$cpu else NA,
+    min_extra_loglik_diff = min(per_k$extra_loglik_diff),
     load_average = load_average(), stringsAsFactors = FALSE)
   list(summary = summary, per_k = per_k)
 }
@@ -89,6 +103,10 @@ utils::write.csv(summary, bench_output("results-select.csv"), row.names = FALSE)
 utils::write.csv(per_k, bench_output("results-select-per-k.csv"), row.names = FALSE)
 print(round_columns(summary, c(moegate_s = 2, flexmix_s = 2, ratio = 1, moegate_cpu = 2,
                                flexmix_cpu = 2, ratio_cpu = 1, dendrogram_s = 2,
-                               dendrogram_vs_sweep = 2, min_loglik_diff = 3)))
+                               dendrogram_vs_sweep = 2, dendrogram_cpu = 2,
+                               dendrogram_vs_sweep_cpu = 2, min_loglik_diff = 3,
+                               moegate_extra_cpu = 2, ratio_extra_cpu = 1,
+                               min_extra_loglik_diff = 3)))
 print(round_columns(per_k, c(moegate_loglik = 3, flexmix_loglik = 3, loglik_diff = 3,
-                             moegate_BIC = 2, flexmix_BIC = 2, moegate_seconds = 2)))
+                             moegate_BIC = 2, flexmix_BIC = 2, moegate_seconds = 2,
+                             moegate_extra_loglik = 3, extra_loglik_diff = 3)))
