@@ -423,7 +423,8 @@ moe_df <- function(spec, q, k) {
 #' @export
 print.moe_dendrogram <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   K <- nrow(x$table)
-  cat("<moe_dendrogram> ", K, " atoms merged to 1 (weights ", x$weights,
+  atoms <- if (K == 1) "1 atom, nothing to merge" else paste(K, "atoms merged to 1")
+  cat("<moe_dendrogram> ", atoms, " (weights ", x$weights,
       if (x$include_gate) ", gate vectors in the distance", ")\n", sep = "")
   if (!is.na(x$k_selected)) {
     cat("Selected by DIC (omega = ", format(x$omega, digits = digits), "): k = ",
@@ -509,12 +510,14 @@ as_moe.moe_dendrogram <- function(x, k = x$k_selected, refine = FALSE, ...) {
                    control = control, design_args = design_args("x", "z"))
     }
     res <- if (isTRUE(refine)) run() else {
-      withCallingHandlers(run(), moe_convergence_warning = function(w) invokeRestart("muffleWarning"))
+      withCallingHandlers(run(), moe_convergence_warning = function(w) {
+        invokeRestart("muffleWarning")
+      })
     }
   } else {
     ev <- merged_eval(params, fit)
-    res <- list(params = params, loglik = ev$loglik, df = moe_df(list(params = params, gate = fit$gate, expert = fit$expert),
-                                           nrow(params$gate$W), k),
+    spec <- list(params = params, gate = fit$gate, expert = fit$expert)
+    res <- list(params = params, loglik = ev$loglik, df = moe_df(spec, nrow(params$gate$W), k),
                 nobs = fit$nobs, iter = 0L, converged = FALSE, trace = NULL,
                 start_objective = ev$loglik, posterior = ev$posterior,
                 floor_binds = rep(FALSE, k), sigma2 = NULL, rss = NULL, gate_work = NULL,
@@ -560,7 +563,9 @@ plot.moe_dendrogram <- function(x, what = c("tree", "DIC"), ...) {
   K <- nrow(x$table)
   if (what == "DIC") {
     tab <- x$table[!is.na(x$table$DIC), ]
-    if (nrow(tab) == 0) stop_arg("x", "a dendrogram with DIC values (two or more atoms, built from a fit)")
+    if (nrow(tab) == 0) {
+      stop_arg("x", "a dendrogram with DIC values (two or more atoms, built from a fit)")
+    }
     plot_with(list(x = tab$k, y = tab$DIC, type = "b", pch = 19, xlab = "number of atoms k",
                    ylab = "DIC (smaller is better)", main = "DIC by level",
                    xaxt = "n"), ...)

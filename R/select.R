@@ -24,7 +24,8 @@
 #' observations: \eqn{AIC = -2\hat\ell + 2d}, \eqn{BIC = -2\hat\ell + d \log
 #' n}, and the integrated completed likelihood \eqn{ICL = BIC + 2 E} with the
 #' posterior entropy \eqn{E = -\sum_{n,i} \tau_{ni} \log \tau_{ni}} of the
-#' responsibilities (each row counted with its case weight) (Biernacki, Celeux and Govaert, 2000; the form
+#' responsibilities, each row counted with its case weight (Biernacki, Celeux and
+#' Govaert, 2000; the form
 #' `flexmix::ICL()` uses). Smaller is better for all three.
 #'
 #' **Failures and warnings.** A k whose every start fails (e.g. too many
@@ -211,7 +212,9 @@ fit_criteria <- function(fit) {
   post <- fit$posterior
   # Case weights count as replicated rows, in the entropy as in nobs().
   w <- fit$weights %||% rep(1, NROW(post))
-  entropy <- if (is.null(post)) NA_real_ else -sum(w * rowSums(ifelse(post > 0, post * log(post), 0)))
+  entropy <- if (is.null(post)) NA_real_ else {
+    -sum(w * rowSums(ifelse(post > 0, post * log(post), 0)))
+  }
   c(AIC = -2 * ll + 2 * df, BIC = bic, ICL = bic + 2 * entropy)
 }
 

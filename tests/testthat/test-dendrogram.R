@@ -121,7 +121,7 @@ test_that("the tree of a one-expert fit is trivial", {
   expect_equal(tree$table$loglik, fit1$loglik, tolerance = 1e-12)
   expect_equal(strip(coef(tree)), strip(fit1$params))
   expect_error(stats::as.hclust(tree), class = "moe_error_x")
-  expect_output(print(tree), "1 atoms")
+  expect_output(print(tree), "1 atom, nothing to merge")
 })
 
 test_that("levels, DIC and the hclust/dendrogram methods agree", {
