@@ -8,8 +8,8 @@
 #   nice -n 10 Rscript inst/studies/choosing-k.R [--workers=2] [--reps=20] [--out=DIR]
 #
 # The shipped inst/extdata/choosing-k.rds: 6 sizes (500 to 16,000), 20
-# replications, 2 workers, 752 s wall time (1,003 s of fits) on a shared
-# 2-core AMD EPYC (load average about 10), 2026-12-01.
+# replications, 2 workers, 521 s wall time (776 s of fits) on a shared
+# 2-core AMD EPYC (load average 6-10), 2026-12-01.
 #
 # For every truth, sample size n and replication: simulate n observations,
 # run moe_select(k = 1:k_max) (kmeans start, one per k), pick k by AIC, BIC and
