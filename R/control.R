@@ -4,8 +4,9 @@
 #' arguments of [moe()]; how the optimiser runs is set here.
 #'
 #' @param tol Convergence tolerance on the relative change of the
-#'   log-likelihood between EM iterations (of the residual sum of squares for
-#'   `method = "lsq"`).
+#'   log-likelihood between EM iterations when `stop = "loglik"` (and of the
+#'   residual sum of squares for `method = "lsq"`). Not used by the gradient
+#'   rule.
 #' @param maxit Maximum number of EM (or L-BFGS, for least squares) iterations.
 #' @param n_starts Number of starts; the fit with the best objective is kept and
 #'   the objectives of all starts are stored.
@@ -32,6 +33,41 @@
 #'   (Varadhan and Roland, 2008) along two EM steps, kept only when it increases
 #'   the log-likelihood, so the fit stays monotone. Pays off for slow,
 #'   over-specified fits; each iteration then costs about three EM steps.
+#' @param stop Stopping rule of EM. `"gradient"` (default): the fit has
+#'   converged when the relative gradient of the log-likelihood,
+#'   \eqn{\max_j |\partial \ell / \partial \theta_j| \max(|\theta_j|, 1) / n}{max_j
+#'   |d loglik / d theta_j| max(|theta_j|, 1) / n} over the free parameters
+#'   (gate parameters, expert coefficients, log variances above the floor),
+#'   is at most `grad_tol`. A relative-change rule fires wherever EM moves
+#'   slowly, which in over-specified fits is far from the maximum (EM crawls
+#'   along the flat directions of the likelihood); the gradient is small only
+#'   near a stationary point. `"loglik"`: the relative change of the
+#'   log-likelihood between iterations is below `tol` (the rule of earlier
+#'   versions). `fit$converged` is `TRUE` or `FALSE` named by the rule that
+#'   stopped the fit: `"gradient"`, `"loglik"`, `"maxit"` or
+#'   `"numerical_failure"`; `fit$gradient_criterion` holds the criterion at
+#'   the returned parameters for either rule.
+#' @param grad_tol Tolerance of the gradient rule.
+#' @param polish With the gradient rule, what runs once the relative change
+#'   of the log-likelihood falls below `polish_at` and the gradient rule does
+#'   not hold yet: `"newton"` (default): Newton's method on the full
+#'   log-likelihood from the EM iterate, with the analytic score (one E-step
+#'   and one score pass per evaluation) and the observed information by
+#'   forward differences of it (one evaluation per free parameter), Levenberg
+#'   damping where the information is not positive definite and step halving,
+#'   so every accepted step raises the log-likelihood. `"lbfgs"`: L-BFGS on
+#'   the same function (no information needed, but on over-specified fits it
+#'   often stalls before the gradient rule holds). `"none"`: EM only (EM's
+#'   inexact gate M-step may keep the criterion above a tight `grad_tol`;
+#'   loosen it then). The polished point is kept only if it raises the
+#'   log-likelihood, then EM resumes until a rule holds (at most three
+#'   polishes per fit): the fit stays monotone. This reaches the maximum where
+#'   EM crawls (over-specified fits, slowly converging multinomial experts).
+#'   `fit$polish` reports the polishes run, their evaluations and the
+#'   log-likelihood they gained.
+#' @param polish_at,polish_maxit Relative log-likelihood change below which
+#'   the polish starts, and its maximum number of Newton (or L-BFGS)
+#'   iterations.
 #' @param gate_maxit Inner iterations of the gate M-step, or `NULL` (default)
 #'   for each optimiser's own: 50 Newton steps for the linear softmax gate
 #'   (which converges in 2-3), 50 L-BFGS iterations, and **one** Fisher-scoring
@@ -59,8 +95,15 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
                         nthreads = 1, trace = 0, gate_maxit = NULL, gate_tol = 1e-10,
                         expert_maxit = 25, expert_tol = 1e-10,
                         accelerate = c("none", "squarem"),
-                        gate_optimizer = c("fisher", "lbfgs"), progress = interactive()) {
+                        gate_optimizer = c("fisher", "lbfgs"), progress = interactive(),
+                        stop = c("gradient", "loglik"), grad_tol = 1e-6,
+                        polish = c("newton", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
+  stop <- match_arg(stop)
+  check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
+  polish <- match_arg(polish)
+  check_number(polish_at, "polish_at", lower = 0, lower_open = TRUE)
+  polish_maxit <- check_count(polish_maxit, "polish_maxit")
   maxit <- check_count(maxit, "maxit")
   n_starts <- check_count(n_starts, "n_starts")
   nthreads <- check_count(nthreads, "nthreads")
@@ -77,7 +120,8 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "kmeans",
                  nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
                  gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
                  accelerate = accelerate, gate_optimizer = gate_optimizer,
-                 progress = progress),
+                 progress = progress, stop = stop, grad_tol = grad_tol, polish = polish,
+                 polish_at = polish_at, polish_maxit = polish_maxit),
             class = "moe_control")
 }
 

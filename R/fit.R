@@ -577,7 +577,8 @@ params_from_cpp <- function(gate_par, expert_par, expert, dims) {
 
 control_cpp <- function(control) {
   control[c("tol", "maxit", "nthreads", "trace", "gate_maxit", "gate_tol",
-            "expert_maxit", "expert_tol", "accelerate", "gate_optimizer")]
+            "expert_maxit", "expert_tol", "accelerate", "gate_optimizer", "stop", "grad_tol",
+            "polish", "polish_at", "polish_maxit")]
 }
 
 # ---- the two estimators ------------------------------------------------------
@@ -599,7 +600,8 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),
        objective = if (ok) res$loglik else -Inf, loglik = res$loglik,
        trace = res$trace, iter = res$iter, em_steps = res$em_steps, gate_work = res$gate_work,
-       converged = res$converged,
+       converged = stats::setNames(res$converged, res$stop_rule),
+       gradient_criterion = res$gradient_criterion, polish = res$polish,
        decreased = res$decreased, status = res$status, ok = ok,
        posterior = res$posterior, floor_binds = res$floor_binds, rss = NULL)
 }

@@ -86,7 +86,12 @@
 #'   iteration is worth a look at `gate_maxit`), `offset` (the expert offset,
 #'   or `NULL`), `weights` (the case weights, or `NULL`), `separation`
 #'   (logical, one per expert: fitted class probabilities numerically 0 or 1
-#'   among the expert's observations, signalled by a `moe_separation_warning`).
+#'   among the expert's observations, signalled by a `moe_separation_warning`),
+#'   `gradient_criterion` (maximum likelihood: the relative gradient at the
+#'   returned parameters, see `stop` in [moe_control()]), `polish` (maximum
+#'   likelihood: a named vector of the Newton or L-BFGS polishes `runs`, their
+#'   `evaluations` and the log-likelihood `gain` they brought). `converged`
+#'   is named by the rule that stopped the fit (see [moe_control()]).
 #'
 #'   A gate whose weights cannot vary over the data whatever its parameters
 #'   (the cosine of one positive covariate is always 1) is signalled by a
@@ -247,7 +252,8 @@ new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k,
               fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
               sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
               levels = fit$dims$levels, gate_work = fit$gate_work, offset = offset,
-              weights = fit$weights, separation = fit$separation)
+              weights = fit$weights, separation = fit$separation,
+              gradient_criterion = fit$gradient_criterion, polish = fit$polish)
   class(obj) <- c(paste0("moe_", expert$family), "moe")
   pred <- moe_predict_core(obj, X, Z, offset = offset)
   obj$posterior <- if (method == "ml") fit$posterior else NULL

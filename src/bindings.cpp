@@ -130,6 +130,17 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
                 Rcpp::as<std::string>(control["accelerate"]) == "squarem";
   VectorXd w_store;
   ctl.weights = control_weights(control, w_store);
+  if (control.containsElementNamed("stop"))
+    ctl.gradient_stop = Rcpp::as<std::string>(control["stop"]) == "gradient";
+  if (control.containsElementNamed("grad_tol")) ctl.grad_tol = Rcpp::as<double>(control["grad_tol"]);
+  if (control.containsElementNamed("polish")) {
+    const std::string polish = Rcpp::as<std::string>(control["polish"]);
+    ctl.polish = polish == "newton" ? EmControl::kNewton
+                 : polish == "lbfgs" ? EmControl::kLbfgs : EmControl::kNoPolish;
+  }
+  if (control.containsElementNamed("polish_at")) ctl.polish_at = Rcpp::as<double>(control["polish_at"]);
+  if (control.containsElementNamed("polish_maxit"))
+    ctl.polish_maxit = Rcpp::as<int>(control["polish_maxit"]);
   const int trace = trace_from(control);
   const std::string label = trace_label_from(control);
   const double shift = control_double(control, "trace_shift", 0.0);
@@ -148,6 +159,11 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
                       Named("iter") = res.iter, Named("em_steps") = res.em_steps,
                       Named("converged") = res.converged, Named("decreased") = res.decreased, Named("status") = res.status,
                       Named("posterior") = res.posterior, Named("floor_binds") = floor,
+                      Named("stop_rule") = res.stop_rule,
+                      Named("gradient_criterion") = res.gradient_criterion,
+                      Named("polish") = Rcpp::NumericVector::create(
+                          Named("runs") = res.polishes, Named("evaluations") = res.polish_evals,
+                          Named("gain") = res.polish_gain),
                       Named("gate_work") = Rcpp::IntegerVector::create(
                           Named("steps") = res.gate_work.steps,
                           Named("passes") = res.gate_work.passes,
@@ -269,10 +285,13 @@ Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   }
   VectorXd grad, w_store;
   const VectorXd* w = weights_from(weights, w_store);
-  const double ll = loglik_gradient(gate, *expert, X, Y, U, gp, ep,
-                                    gradient ? &grad : nullptr, nthreads, w);
   MatrixXd R;
-  e_step(gate, *expert, X, Y, U, gp, ep, R, nthreads);
+  // One E-step gives the log-likelihood, the posterior and (Fisher's
+  // identity) the score; with case weights the reported posterior is the
+  // unweighted one.
+  const double ll = loglik_gradient(gate, *expert, X, Y, U, gp, ep,
+                                    gradient ? &grad : nullptr, nthreads, w, &R);
+  if (w) e_step(gate, *expert, X, Y, U, gp, ep, R, nthreads);
   VectorXd th(gate.n_par() + expert->n_par());
   th << gate.pack(gp), expert->pack(ep);
   MatrixXd logF;

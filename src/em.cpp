@@ -65,6 +65,199 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
   });
 }
 
+VectorXd free_score(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                    const CMat& U, const GateParams& gp, const ExpertParams& ep,
+                    const MatrixXd& R, EStepWork& work, int nthreads) {
+  GateCache& c = work.cache;
+  if (!cache_at(c, gp, X.rows(), true)) gate.forward(U, gp, c, nthreads);
+  // Fisher's identity: the score is the EM objective's gradient at R.
+  MatrixXd dH;
+  gate.em_dlogits(c, R, dH, nthreads);
+  const VectorXd gg = gate.backward(U, gp, c, dH, nthreads);
+  const VectorXd ge = expert.free_gradient(expert.gradient(X, Y, R, ep, nthreads), ep);
+  VectorXd g(gg.size() + ge.size());
+  g << gg, ge;
+  return g;
+}
+
+double relative_gradient(const VectorXd& g, const VectorXd& theta, double n) {
+  double m = 0.0;
+  for (Index j = 0; j < g.size(); ++j) {
+    if (g(j) == 0) continue;  // e.g. a variance on its floor: log(0) coordinate, zero score
+    const double t = std::isfinite(theta(j)) ? std::max(std::abs(theta(j)), 1.0) : 1.0;
+    const double v = std::abs(g(j)) * t;
+    if (!(v <= m)) m = v;  // NaN propagates as a criterion that never passes
+  }
+  return m / std::max(n, 1e-300);
+}
+
+namespace {
+
+VectorXd pack_free(const Gate& gate, const Expert& expert, const GateParams& gp,
+                   const ExpertParams& ep) {
+  VectorXd th(gate.n_par() + expert.n_par());
+  th << gate.pack(gp), expert.pack_free(ep);
+  return th;
+}
+
+// The number of observations the log-likelihood sums over: the case weights'
+// total when there are weights.
+double n_obs(const CMat& X, const EmControl& ctl) {
+  return ctl.weights ? ctl.weights->sum() : static_cast<double>(X.rows());
+}
+
+// L-BFGS on -loglik / n over the free coordinates from (gp, ep), with the
+// analytic score: one E-step and one score pass per evaluation. The best
+// point seen (the start included) is kept, so the log-likelihood never
+// decreases; (gp, ep, R, ll) are updated only when it increased.
+bool polish_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                const CMat& U, GateParams& gp, ExpertParams& ep, MatrixXd& R, double& ll,
+                EStepWork& work, const EmControl& ctl, EmResult& res) {
+  if (!expert.free_ok(ep)) return false;  // a variance on its floor: no free coordinates
+  const Index ng = gate.n_par(), ne = expert.n_par();
+  const double n = n_obs(X, ctl);
+  const int nt = ctl.nthreads;
+  const VectorXd x0 = pack_free(gate, expert, gp, ep);
+  if (!x0.allFinite()) return false;
+  MatrixXd Rp;
+  // L-BFGS works on z = x / s with s_j = max(|x0_j|, 1), the scales of
+  // relative_gradient(): the scaled gradient's entries are that criterion's
+  // terms (times n), and the coordinates are better conditioned.
+  const ArrayXd s = x0.array().abs().max(1.0);
+  auto objective = [&](const VectorXd& z, VectorXd& grad) {
+    const VectorXd x = (z.array() * s).matrix();
+    const GateParams g = gate.unpack(x.head(ng), gp);
+    const ExpertParams e = expert.unpack_free(x.tail(ne), ep);
+    const double l = e_step(gate, expert, X, Y, U, g, e, Rp, nt, &work, ctl.weights);
+    if (!std::isfinite(l)) return std::numeric_limits<double>::infinity();
+    grad = (-free_score(gate, expert, X, Y, U, g, e, Rp, work, nt).array() * s / n).matrix();
+    return -l / n;
+  };
+  // L-BFGS stops on ||grad|| <= eps max(1, ||z||), which with this eps
+  // implies relative_gradient() <= grad_tol near x0 (||z0|| = sqrt(#coordinates)
+  // at most... up to the change of s).
+  const VectorXd z0 = (x0.array() / s).matrix();
+  const int memory = static_cast<int>(std::min<Index>(x0.size(), 30));
+  const LbfgsResult r = lbfgs_best(objective, z0, ctl.polish_maxit, 0.0,
+                                   0.5 * ctl.grad_tol / std::max(1.0, z0.norm()), 40,
+                                   std::max(memory, 6));
+  res.polish_evals += r.evals;
+  if (!(r.f < -ll / n)) return false;
+  const VectorXd xb = (r.x.array() * s).matrix();
+  GateParams g = gate.unpack(xb.head(ng), gp);
+  ExpertParams e = expert.unpack_free(xb.tail(ne), ep);
+  MatrixXd Rn;
+  const double lnew = e_step(gate, expert, X, Y, U, g, e, Rn, nt, &work, ctl.weights);
+  if (!(lnew > ll)) return false;
+  res.polish_gain += lnew - ll;
+  gp = g;
+  ep = e;
+  R.swap(Rn);
+  ll = lnew;
+  return true;
+}
+
+// Newton's method on the full log-likelihood over the free coordinates from
+// (gp, ep): the observed information by forward differences of the analytic
+// score (one evaluation per coordinate, steps relative to each coordinate's
+// scale), Levenberg damping where it is not safely positive definite, and
+// step halving so that every accepted step increases the log-likelihood.
+// Near a regular maximum it converges quadratically, also where EM and
+// quasi-Newton crawl along directions of small curvature. Stops when the
+// gradient rule holds or no step gains. Updates (gp, ep, R, ll) when it gained.
+bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                   const CMat& U, GateParams& gp, ExpertParams& ep, MatrixXd& R, double& ll,
+                   EStepWork& work, const EmControl& ctl, EmResult& res) {
+  if (!expert.free_ok(ep)) return false;
+  const Index ng = gate.n_par(), ne = expert.n_par(), m = ng + ne;
+  const double n = n_obs(X, ctl);
+  const int nt = ctl.nthreads;
+  VectorXd x = pack_free(gate, expert, gp, ep);
+  if (!x.allFinite()) return false;
+  MatrixXd Rt;
+  // Log-likelihood (and, with `score`, the score) at free coordinates xt.
+  auto eval = [&](const VectorXd& xt, VectorXd* score) {
+    const GateParams g = gate.unpack(xt.head(ng), gp);
+    const ExpertParams e = expert.unpack_free(xt.tail(ne), ep);
+    res.polish_evals++;
+    const double l = e_step(gate, expert, X, Y, U, g, e, Rt, nt, &work, ctl.weights);
+    if (score && std::isfinite(l)) *score = free_score(gate, expert, X, Y, U, g, e, Rt, work, nt);
+    return l;
+  };
+  VectorXd g;
+  double f = eval(x, &g);
+  if (!std::isfinite(f) || !g.allFinite()) return false;
+  const double f0 = f;
+  bool moved = false;
+  MatrixXd H(m, m);
+  VectorXd gj;
+  for (int it = 0; it < ctl.polish_maxit; ++it) {
+    if (relative_gradient(g, x, n) <= ctl.grad_tol) break;
+    bool ok = true;
+    for (Index j = 0; j < m && ok; ++j) {
+      const double h = 1e-6 * std::max(std::abs(x(j)), 1.0);
+      VectorXd xj = x;
+      xj(j) += h;
+      const double fj = eval(xj, &gj);
+      ok = std::isfinite(fj) && gj.allFinite();
+      if (ok) H.col(j) = (g - gj) / (xj(j) - x(j));  // minus the Hessian's column j
+    }
+    if (!ok) break;
+    const MatrixXd Hs = 0.5 * (H + H.transpose());
+    const double scale = std::max(Hs.diagonal().cwiseAbs().maxCoeff(), 1e-300);
+    VectorXd delta;
+    double damp = 0.0;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      MatrixXd Hd = Hs;
+      if (damp > 0) Hd.diagonal().array() += damp;
+      Eigen::LDLT<MatrixXd> ldlt(Hd);
+      if (ldlt.info() == Eigen::Success && ldlt.isPositive() &&
+          ldlt.vectorD().minCoeff() > 1e-12 * scale) {
+        delta = ldlt.solve(g);
+        if (delta.allFinite()) break;
+      }
+      delta.resize(0);
+      damp = damp == 0 ? 1e-8 * scale : damp * 10;
+    }
+    if (delta.size() == 0) break;
+    bool accepted = false;
+    double t = 1.0;
+    for (int half = 0; half < 30; ++half, t *= 0.5) {
+      const VectorXd xt = x + t * delta;
+      VectorXd gt;
+      const double ft = eval(xt, &gt);
+      if (std::isfinite(ft) && gt.allFinite() && ft > f) {
+        x = xt;
+        f = ft;
+        g = gt;
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) break;
+    moved = true;
+  }
+  if (!moved || !(f > f0) || !(f > ll)) return false;
+  GateParams gn = gate.unpack(x.head(ng), gp);
+  ExpertParams en = expert.unpack_free(x.tail(ne), ep);
+  MatrixXd Rn;
+  const double lnew = e_step(gate, expert, X, Y, U, gn, en, Rn, nt, &work, ctl.weights);
+  if (!(lnew > ll)) return false;
+  res.polish_gain += lnew - ll;
+  gp = gn;
+  ep = en;
+  R.swap(Rn);
+  ll = lnew;
+  return true;
+}
+
+// Below this relative change the gradient rule evaluates the score (one pass
+// more per iteration); above it the fit is far from any stationary point.
+const double kScoreCheckBelow = 1e-4;
+const int kMaxPolishes = 3;
+
+}  // namespace
+
 EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
                 const CMat& U, GateParams gp, ExpertParams ep, const CMat& R0,
                 const EmControl& ctl, const std::function<void(int, double)>& between) {
@@ -82,6 +275,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   res.trace.push_back(ll);
   if (!std::isfinite(ll)) {
     res.status = "numerical_failure";
+    res.stop_rule = "numerical_failure";
     res.gate = gp;
     res.expert = ep;
     res.loglik = ll;
@@ -113,6 +307,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     if (!std::isfinite(ll_new)) {
       // Keep the last finite fit and say why the iterations stopped.
       res.status = "numerical_failure";
+      res.stop_rule = "numerical_failure";
       break;
     }
     if (ctl.squarem) {
@@ -157,11 +352,49 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     const double change = std::abs(ll_new - ll) / (std::abs(ll) + 1e-10);
     ll = ll_new;
     between(it, ll);
-    if (change < ctl.tol) {
+    if (!ctl.gradient_stop) {
+      if (change < ctl.tol) {
+        res.converged = true;
+        res.stop_rule = "loglik";
+        break;
+      }
+      continue;
+    }
+    if (change >= kScoreCheckBelow) continue;
+    const double n = n_obs(X, ctl);
+    res.gradient_criterion = relative_gradient(
+        free_score(gate, expert, X, Y, U, gp, ep, R, work, nt), pack_free(gate, expert, gp, ep), n);
+    if (res.gradient_criterion <= ctl.grad_tol) {
       res.converged = true;
+      res.stop_rule = "gradient";
       break;
     }
+    if (ctl.polish != EmControl::kNoPolish && change < ctl.polish_at &&
+        res.polishes < kMaxPolishes) {
+      res.polishes++;
+      const bool gained =
+          ctl.polish == EmControl::kNewton
+              ? polish_newton(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res)
+              : polish_fit(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res);
+      if (gained) {
+        res.trace.push_back(ll);
+        res.gradient_criterion = relative_gradient(
+            free_score(gate, expert, X, Y, U, gp, ep, R, work, nt),
+            pack_free(gate, expert, gp, ep), n);
+        if (res.gradient_criterion <= ctl.grad_tol) {
+          res.converged = true;
+          res.stop_rule = "gradient";
+          break;
+        }
+      }
+    }
   }
+  // The criterion at the returned parameters, whichever rule stopped the fit
+  // (one score pass), so every fit reports how stationary it is.
+  if (res.stop_rule != "gradient" && res.status == "ok")
+    res.gradient_criterion = relative_gradient(
+        free_score(gate, expert, X, Y, U, gp, ep, R, work, nt), pack_free(gate, expert, gp, ep),
+        n_obs(X, ctl));
   res.gate = gp;
   res.expert = ep;
   res.loglik = ll;
@@ -174,8 +407,9 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
 double loglik_gradient(const Gate& gate, const Expert& expert, const CMat& X,
                        const CMat& Y, const CMat& U, const GateParams& gp,
                        const ExpertParams& ep, VectorXd* grad, int nthreads,
-                       const VectorXd* w) {
-  MatrixXd R;
+                       const VectorXd* w, MatrixXd* posterior) {
+  MatrixXd own;
+  MatrixXd& R = posterior ? *posterior : own;
   EStepWork work;
   const double ll = e_step(gate, expert, X, Y, U, gp, ep, R, nthreads, &work, w);
   const GateCache& c = work.cache;

@@ -16,6 +16,19 @@ struct EmControl {
   // Case weights (n), or nullptr: the E-step returns responsibilities scaled
   // by them, so every M-step maximises the weighted EM objective.
   const VectorXd* weights = nullptr;
+  // Stopping rule: false: the relative log-likelihood change falls below
+  // tol; true: the relative gradient (relative_gradient()) falls below
+  // grad_tol, which a slow crawl along a flat direction cannot fake.
+  bool gradient_stop = false;
+  double grad_tol = 1e-6;
+  // With the gradient rule: once the relative change falls below polish_at,
+  // Newton (observed information from the analytic score) or L-BFGS on the
+  // full log-likelihood from the EM iterate (at most polish_maxit
+  // iterations), kept only if it gains; EM then resumes.
+  enum Polish { kNoPolish, kNewton, kLbfgs };
+  Polish polish = kNoPolish;
+  double polish_at = 1e-5;
+  int polish_maxit = 100;
 };
 
 struct EmResult {
@@ -27,6 +40,13 @@ struct EmResult {
   int em_steps = 0;           // EM maps evaluated (> iter with SQUAREM)
   MstepStats gate_work;       // gate M-step work summed over the fit
   bool converged = false;
+  // Which rule stopped the fit: "gradient", "loglik" (relative change),
+  // "maxit" or "numerical_failure".
+  std::string stop_rule = "maxit";
+  double gradient_criterion = std::numeric_limits<double>::quiet_NaN();  // last evaluated
+  int polishes = 0;           // L-BFGS polishes run
+  int polish_evals = 0;       // their log-likelihood-and-score evaluations
+  double polish_gain = 0.0;   // log-likelihood they gained in all
   bool decreased = false;     // a decrease beyond rounding was seen (never expected)
   std::string status = "ok";  // "ok" | "numerical_failure"
   MatrixXd posterior;         // n x k responsibilities at the returned parameters
@@ -55,11 +75,24 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
                 const CMat& U, GateParams gp, ExpertParams ep, const CMat& R0,
                 const EmControl& ctl, const std::function<void(int, double)>& between);
 
-// Log-likelihood and its gradient wrt the packed (gate, expert) parameters.
+// Log-likelihood and its gradient wrt the packed (gate, expert) parameters,
+// from one E-step; `posterior` (optional) receives the responsibilities.
 double loglik_gradient(const Gate& gate, const Expert& expert, const CMat& X,
                        const CMat& Y, const CMat& U, const GateParams& gp,
                        const ExpertParams& ep, VectorXd* grad, int nthreads,
-                       const VectorXd* w = nullptr);
+                       const VectorXd* w = nullptr, MatrixXd* posterior = nullptr);
+
+// The score wrt the free coordinates (gate.pack(), expert.pack_free()) at
+// (gp, ep), given the posterior R at that point; completes the gate's
+// forward pass in `work` when it is not.
+VectorXd free_score(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                    const CMat& U, const GateParams& gp, const ExpertParams& ep,
+                    const MatrixXd& R, EStepWork& work, int nthreads);
+
+// max_j |g_j| max(|theta_j|, 1) / n: the log-likelihood's change per
+// observation for a relative change of any one free coordinate (Dennis and
+// Schnabel's relative gradient with the log-likelihood scaled by n).
+double relative_gradient(const VectorXd& g, const VectorXd& theta, double n);
 
 }  // namespace moegate
 

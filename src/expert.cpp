@@ -149,6 +149,27 @@ class GaussianExpert : public Expert {
     return e.sigma2(i) <= spec_.var_floor * (1 + 1e-12);
   }
 
+  VectorXd pack_free(const ExpertParams& e) const override {
+    VectorXd theta = pack(e);
+    theta.tail(k_) = (e.sigma2.array() - spec_.var_floor).log().matrix();
+    return theta;
+  }
+  ExpertParams unpack_free(const VectorXd& theta, const ExpertParams& templ) const override {
+    ExpertParams e = unpack(theta, templ);
+    e.sigma2 = (theta.tail(k_).array().exp() + spec_.var_floor).matrix();
+    return e;
+  }
+  VectorXd free_gradient(const VectorXd& grad, const ExpertParams& e) const override {
+    VectorXd g = grad;
+    g.tail(k_).array() *= e.sigma2.array() - spec_.var_floor;
+    return g;
+  }
+  bool free_ok(const ExpertParams& e) const override {
+    for (Index i = 0; i < k_; ++i)
+      if (!(e.sigma2(i) > spec_.var_floor * (1 + 1e-12))) return false;
+    return true;
+  }
+
  private:
   // The expert means from the linear predictors, in place (nothing to do for
   // the identity activation).

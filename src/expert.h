@@ -46,6 +46,17 @@ class Expert {
   virtual bool project(ExpertParams&) const { return true; }
   // True when the variance floor binds for expert i.
   virtual bool floor_binds(const ExpertParams&, Index) const { return false; }
+  // Unconstrained coordinates for a quasi-Newton polish of the full
+  // log-likelihood (Gaussian variances as log(sigma2 - floor)), the inverse
+  // map and the chain rule from a gradient wrt pack()'s coordinates at e.
+  // free_ok() is false when the free coordinates are undefined at e (a
+  // variance on its floor).
+  virtual VectorXd pack_free(const ExpertParams& e) const { return pack(e); }
+  virtual ExpertParams unpack_free(const VectorXd& theta, const ExpertParams& templ) const {
+    return unpack(theta, templ);
+  }
+  virtual VectorXd free_gradient(const VectorXd& grad, const ExpertParams&) const { return grad; }
+  virtual bool free_ok(const ExpertParams&) const { return true; }
 };
 
 std::unique_ptr<Expert> make_expert(const ExpertSpec& spec, Index p, Index k);

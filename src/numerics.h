@@ -185,9 +185,10 @@ struct LbfgsResult {
 // L-BFGS (LBFGSpp, More-Thuente line search), keeping the best point seen: a
 // line search that fails near a flat optimum never loses progress, and
 // non-finite evaluations count as +Inf.
+// `memory`: correction pairs kept (LBFGSpp's m; its default 6).
 template <class F>
 LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
-                       int max_linesearch) {
+                       int max_linesearch, int memory = 6) {
   LbfgsResult res{x, std::numeric_limits<double>::infinity(), 0, false, ""};
   auto tracked = [&](const VectorXd& xc, VectorXd& grad) {
     ++res.evals;
@@ -211,6 +212,7 @@ LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
   param.delta = delta;
   param.max_iterations = maxit;
   param.max_linesearch = max_linesearch;
+  param.m = memory;
   LBFGSpp::LBFGSSolver<double, LBFGSpp::LineSearchMoreThuente> solver(param);
   double fx = 0.0;
   try {
