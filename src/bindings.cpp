@@ -144,8 +144,12 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   const int trace = trace_from(control);
   const std::string label = trace_label_from(control);
   const double shift = control_double(control, "trace_shift", 0.0);
+  // A negative iteration reports a polish after iteration -it (always shown
+  // when tracing: it changes the log-likelihood more than EM iterations do).
   auto between = [trace, &label, shift](int it, double ll) {
-    if (trace > 0 && it % trace == 0)
+    if (trace > 0 && it < 0)
+      Rprintf("  %spolish after %5d  log-likelihood %.10g\n", label.c_str(), -it, ll + shift);
+    else if (trace > 0 && it % trace == 0)
       Rprintf("  %siteration %5d  log-likelihood %.10g\n", label.c_str(), it, ll + shift);
     Rcpp::checkUserInterrupt();
   };

@@ -378,6 +378,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
               : polish_fit(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res);
       if (gained) {
         res.trace.push_back(ll);
+        between(-it, ll);
         res.gradient_criterion = relative_gradient(
             free_score(gate, expert, X, Y, U, gp, ep, R, work, nt),
             pack_free(gate, expert, gp, ep), n);

@@ -70,7 +70,8 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
 
 // EM from given parameters; when `R0` has rows, a first M-step is taken from
 // those responsibilities instead. `between` is called after every iteration
-// with (iteration, log-likelihood) and may throw to abort (user interrupt).
+// with (iteration, log-likelihood), and with (-iteration, log-likelihood)
+// after a polish that gained, and may throw to abort (user interrupt).
 EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
                 const CMat& U, GateParams gp, ExpertParams ep, const CMat& R0,
                 const EmControl& ctl, const std::function<void(int, double)>& between);

@@ -245,7 +245,10 @@ test_that("summary()'s note on NA standard errors names the cause of this fit", 
 test_that("trace names the start, least squares traces, starts signal progress", {
   d <- two_expert_data(300)
   out <- capture.output(f0 <- suppressWarnings(
-    moe(y ~ x1, data = d, k = 2, control = moe_control(n_starts = 2, trace = 5, maxit = 10))))
+    moe(y ~ x1, data = d, k = 2, control = moe_control(n_starts = 2, trace = 5, maxit = 10,
+                                                      # the relative-change rule, so that
+                                                      # start 2 reaches iteration 10
+                                                      stop = "loglik"))))
   expect_true(any(grepl("start 1/2: iteration +5", out)))
   expect_true(any(grepl("start 2/2: iteration +10", out)))
   one <- capture.output(f1 <- moe(y ~ x1, data = d, k = 2, control = moe_control(trace = 5)))
