@@ -19,7 +19,13 @@
 #'   zero gate vectors in supplied parameters (which have no direction) are
 #'   replaced by small random vectors.
 #' @param nthreads Number of OpenMP threads used over observations. Results do
-#'   not depend on it.
+#'   not depend on it. On a machine busy with other work, GNU OpenMP's threads
+#'   spin while they wait and two threads can be slower than one (measured:
+#'   1.8x slower, n = 1e5, load 7 on 2 cores); starting R with the environment
+#'   variable `OMP_WAIT_POLICY=PASSIVE` removes that (same run: 2 threads as
+#'   fast as one). It must be set before R starts (R itself loads GNU OpenMP,
+#'   which reads it once, at load): `Sys.setenv()` and `.Renviron` are too
+#'   late.
 #' @param trace Print the log-likelihood every `trace` EM iterations (0:
 #'   never); least-squares fits print the residual sum of squares every
 #'   `trace` objective evaluations of L-BFGS. With several starts each line
