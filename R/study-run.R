@@ -27,8 +27,10 @@
 #'   [rate_study()] result per setting, its setting attached), `settings`
 #'   (printed descriptions), `elapsed` (wall seconds per study), `total`
 #'   (wall seconds of all studies), `workers`, `machine` (cores, CPU model, R
-#'   version, platform, moegate version), `date`, `seed`, `asymptotic` and the
-#'   elements of `extra`.
+#'   version, platform, moegate version), `date`, `seed`, `asymptotic`,
+#'   `complete` (`TRUE`) and the elements of `extra`. With `file`, the studies
+#'   finished so far are also saved after each one to `<file>.partial` (removed
+#'   at the end), so a run stopped early keeps them.
 #' @seealso [rate_study()], [study_verdicts()].
 #' @examples
 #' \donttest{
@@ -79,6 +81,12 @@ run_studies <- function(settings, seed = 1, workers = 2, file = NULL, asymptotic
     elapsed[[s]] <- attr(study, "elapsed")
     message(sprintf("%s: %.0f s", s, elapsed[[s]]))
     message(paste(utils::capture.output(print(rate_slopes(study, B = B))), collapse = "\n"))
+    if (!is.null(file)) {
+      # The studies finished so far, in case the run is stopped before the end.
+      partial <- list(studies = studies, settings = descriptions, elapsed = elapsed,
+                      complete = FALSE, machine = study_machine(), seed = seed)
+      saveRDS(partial, paste0(file, ".partial"))
+    }
   }
   total <- proc.time()[["elapsed"]] - start
   predictions <- if (!is.null(asymptotic)) {
@@ -89,8 +97,10 @@ run_studies <- function(settings, seed = 1, workers = 2, file = NULL, asymptotic
                 machine = study_machine(), date = format(Sys.time(), "%Y-%m-%d %H:%M %Z"),
                 seed = seed, asymptotic = predictions), extra)
   class(out) <- c("moe_study_run", "list")
+  out$complete <- TRUE
   if (!is.null(file)) {
     saveRDS(out, file)
+    unlink(paste0(file, ".partial"))
     message(sprintf("total wall time %.0f s; saved to %s", total, file))
   }
   out

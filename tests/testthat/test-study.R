@@ -302,6 +302,8 @@ test_that("run_studies() records wall time and machine, and saves; study_options
   expect_true(saved$elapsed[["a"]] >= 0 && saved$total >= saved$elapsed[["a"]])
   expect_true(all(c("cores", "cpu", "R", "platform", "moegate") %in% names(saved$machine)))
   expect_identical(saved$note, "x")
+  expect_true(saved$complete)
+  expect_false(file.exists(paste0(file, ".partial")))
   expect_output(print(run), "wall time")
   expect_error(run_studies(list(small_setting())), class = "moe_error_settings")
   o <- study_options(list(workers = 2, out = "x", flag = FALSE),
