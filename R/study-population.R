@@ -57,7 +57,8 @@
 #'   previous one) and `converged` (all optimisers' codes 0).
 #' @seealso [study_setting_softmax_multinomial()], [study_verdicts()].
 #' @examples
-#' vanishing_hellinger_profile("modified_softmax", delta = c(0.3, 0.2), starts = 1)
+#' vanishing_hellinger_profile("modified_softmax", delta = c(0.3, 0.2), n_nodes = 16,
+#'                             starts = 1, maxit = 10)
 #' @export
 vanishing_hellinger_profile <- function(gate = c("softmax", "modified_softmax",
                                                  "modified_sigmoid"),

@@ -164,10 +164,16 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
       last <- st[st$n == max(st$n), ]
       ratio <- stats::median(last$loss, na.rm = TRUE) / stats::median(last$loss_start, na.rm = TRUE)
       slope_start <- rate_slopes(st, loss = "loss_start", B = B)$slope[1]
-      verdict <- sprintf(paste0("cannot be shown by simulation with these fits: at n = %d the fits' ",
-                                "median loss is %.1f times their starts' (start slope %.2f, fit slope ",
-                                "%.2f); the estimator must be run to the likelihood's maximum"),
-                         max(st$n), ratio, slope_start, f$slope)
+      verdict <- if (ratio > 1.5) {
+        sprintf(paste0("cannot be shown by simulation with these fits: at n = %d the fits' ",
+                       "median loss is %.1f times their starts' (start slope %.2f, fit slope ",
+                       "%.2f); the estimator must be run to the likelihood's maximum"),
+                max(st$n), ratio, slope_start, f$slope)
+      } else {
+        sprintf(paste0("%s (reduced run); at n = %d the fits' median loss is %.2f times their ",
+                       "starts' (start slope %.2f, fit slope %.2f)"),
+                verdict, max(st$n), ratio, slope_start, f$slope)
+      }
     }
   }
   data.frame(paper = paper, claim = claim, fast = fast, slow = if (is.null(slow)) NA else slow,

@@ -45,3 +45,19 @@ test_that("the shipped results give a verdict for every claim", {
   expect_true(all(nzchar(v$verdict)))
   expect_true(all(is.finite(v$fast_slope)))
 })
+
+test_that("over-specified rows compare the fits' loss with their starts'", {
+  dir <- tempfile()
+  dir.create(dir)
+  st <- fake_study(-1)
+  st$loss_start <- st$loss / 3
+  saveRDS(list(studies = list(k3 = st, k4 = st)), file.path(dir, "neurips2023-starts.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  expect_equal(nrow(v), 2)
+  expect_true(all(grepl("cannot be shown by simulation", v$verdict)))
+  expect_true(all(grepl("3.0 times their starts'", v$verdict)))
+  st$loss_start <- st$loss * 2
+  saveRDS(list(studies = list(k3 = st, k4 = st)), file.path(dir, "neurips2023-starts.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  expect_true(all(grepl("^not reproduced: slope", v$verdict)))
+})
