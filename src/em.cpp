@@ -106,6 +106,26 @@ double n_obs(const CMat& X, const EmControl& ctl) {
   return ctl.weights ? ctl.weights->sum() : static_cast<double>(X.rows());
 }
 
+// A polish's end point, free coordinates x: (gp, ep, R, ll) move there only if
+// a fresh E-step confirms that the log-likelihood increased.
+bool adopt_if_better(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                     const CMat& U, const VectorXd& x, GateParams& gp, ExpertParams& ep,
+                     MatrixXd& R, double& ll, EStepWork& work, const EmControl& ctl,
+                     EmResult& res) {
+  const Index ng = gate.n_par(), ne = expert.n_par();
+  GateParams g = gate.unpack(x.head(ng), gp);
+  ExpertParams e = expert.unpack_free(x.tail(ne), ep);
+  MatrixXd Rn;
+  const double lnew = e_step(gate, expert, X, Y, U, g, e, Rn, ctl.nthreads, &work, ctl.weights);
+  if (!(lnew > ll)) return false;
+  res.polish_gain += lnew - ll;
+  gp = g;
+  ep = e;
+  R.swap(Rn);
+  ll = lnew;
+  return true;
+}
+
 // L-BFGS on -loglik / n over the free coordinates from (gp, ep), with the
 // analytic score: one E-step and one score pass per evaluation. The best
 // point seen (the start included) is kept, so the log-likelihood never
@@ -143,18 +163,8 @@ bool polish_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
                                    std::max(memory, 6));
   res.polish_evals += r.evals;
   if (!(r.f < -ll / n)) return false;
-  const VectorXd xb = (r.x.array() * s).matrix();
-  GateParams g = gate.unpack(xb.head(ng), gp);
-  ExpertParams e = expert.unpack_free(xb.tail(ne), ep);
-  MatrixXd Rn;
-  const double lnew = e_step(gate, expert, X, Y, U, g, e, Rn, nt, &work, ctl.weights);
-  if (!(lnew > ll)) return false;
-  res.polish_gain += lnew - ll;
-  gp = g;
-  ep = e;
-  R.swap(Rn);
-  ll = lnew;
-  return true;
+  return adopt_if_better(gate, expert, X, Y, U, (r.x.array() * s).matrix(), gp, ep, R, ll,
+                         work, ctl, res);
 }
 
 // Newton's method on the full log-likelihood over the free coordinates from
@@ -204,21 +214,7 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
     }
     if (!ok) break;
     const MatrixXd Hs = 0.5 * (H + H.transpose());
-    const double scale = std::max(Hs.diagonal().cwiseAbs().maxCoeff(), 1e-300);
-    VectorXd delta;
-    double damp = 0.0;
-    for (int attempt = 0; attempt < 20; ++attempt) {
-      MatrixXd Hd = Hs;
-      if (damp > 0) Hd.diagonal().array() += damp;
-      Eigen::LDLT<MatrixXd> ldlt(Hd);
-      if (ldlt.info() == Eigen::Success && ldlt.isPositive() &&
-          ldlt.vectorD().minCoeff() > 1e-12 * scale) {
-        delta = ldlt.solve(g);
-        if (delta.allFinite()) break;
-      }
-      delta.resize(0);
-      damp = damp == 0 ? 1e-8 * scale : damp * 10;
-    }
+    const VectorXd delta = damped_newton_step(Hs, g, 20, 1e-8, 10.0);
     if (delta.size() == 0) break;
     bool accepted = false;
     double t = 1.0;
@@ -238,17 +234,7 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
     moved = true;
   }
   if (!moved || !(f > f0) || !(f > ll)) return false;
-  GateParams gn = gate.unpack(x.head(ng), gp);
-  ExpertParams en = expert.unpack_free(x.tail(ne), ep);
-  MatrixXd Rn;
-  const double lnew = e_step(gate, expert, X, Y, U, gn, en, Rn, nt, &work, ctl.weights);
-  if (!(lnew > ll)) return false;
-  res.polish_gain += lnew - ll;
-  gp = gn;
-  ep = en;
-  R.swap(Rn);
-  ll = lnew;
-  return true;
+  return adopt_if_better(gate, expert, X, Y, U, x, gp, ep, R, ll, work, ctl, res);
 }
 
 // Below this relative change the gradient rule evaluates the score (one pass

@@ -237,6 +237,24 @@ double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B, int n
   return e.objective;
 }
 
+VectorXd damped_newton_step(const MatrixXd& H, const VectorXd& g, int attempts,
+                            double damp0, double growth) {
+  const double scale = std::max(H.diagonal().cwiseAbs().maxCoeff(), 1e-300);
+  double damp = 0.0;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    MatrixXd Hd = H;
+    if (damp > 0) Hd.diagonal().array() += damp;
+    Eigen::LDLT<MatrixXd> ldlt(Hd);
+    if (ldlt.info() == Eigen::Success && ldlt.isPositive() &&
+        ldlt.vectorD().minCoeff() > 1e-12 * scale) {
+      VectorXd delta = ldlt.solve(g);
+      if (delta.allFinite()) return delta;
+    }
+    damp = damp == 0 ? damp0 * scale : damp * growth;
+  }
+  return VectorXd();
+}
+
 NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_steps,
                              double tol, int nthreads, const MultinomOptions& opt) {
   const Index p = B.rows(), km1 = B.cols();
@@ -287,21 +305,7 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     const MatrixXd& H = cur.neg_hess;
     // Levenberg damping only when the Hessian is not safely positive definite
     // (collinear columns, duplicated experts, separation).
-    VectorXd delta;
-    double damp = 0.0;
-    const double scale = std::max(H.diagonal().cwiseAbs().maxCoeff(), 1e-300);
-    for (int attempt = 0; attempt < 12; ++attempt) {
-      MatrixXd Hd = H;
-      if (damp > 0) Hd.diagonal().array() += damp;
-      Eigen::LDLT<MatrixXd> ldlt(Hd);
-      if (ldlt.info() == Eigen::Success && ldlt.isPositive() &&
-          ldlt.vectorD().minCoeff() > 1e-12 * scale) {
-        delta = ldlt.solve(g);
-        if (delta.allFinite()) break;
-      }
-      delta.resize(0);
-      damp = damp == 0 ? 1e-10 * scale : damp * 100;
-    }
+    const VectorXd delta = damped_newton_step(H, g, 12, 1e-10, 100.0);
     if (delta.size() == 0) break;
     // Half the Newton decrement predicts the remaining gain: stop before
     // spending a pass on a step that cannot matter.

@@ -125,6 +125,13 @@ inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   return m + std::log(s);
 }
 
+// The Newton step H^{-1} g for a negative Hessian H (symmetric), with Levenberg
+// damping only when H is not safely positive definite: diagonal damping from
+// damp0 times H's largest diagonal entry, multiplied by `growth` per attempt.
+// Empty when no attempt gives a finite step.
+VectorXd damped_newton_step(const MatrixXd& H, const VectorXd& g, int attempts,
+                            double damp0, double growth);
+
 // Result of a weighted multinomial-logistic Newton solve.
 struct NewtonResult {
   double objective;  // sum_n sum_c T_nc log p_nc at the returned coefficients
