@@ -115,7 +115,7 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
         found <- TRUE
         add(p, sprintf("k = %d: rbar loss at n^(-1/2) (fits beside their starts; %s)", k, rule[[r]]),
             stats::setNames(list(s), paste0("k", k)), paste0("k", k), NULL, "loss", "n^(-1/2)", B,
-            theory_slope = -0.5, start_check = TRUE)
+            theory_slope = -0.5, start_check = TRUE, at_maximum = r == "gradient")
       }
       if (!found && !is.null(full)) {
         add(p, sprintf("k = %d: rbar loss at n^(-1/2)", k), stats::setNames(list(full), paste0("k", k)),
@@ -149,7 +149,7 @@ verdict_slopes <- function(study, loss, B) {
 }
 
 verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theory_slope = NULL,
-                        start_check = FALSE) {
+                        start_check = FALSE, at_maximum = FALSE) {
   f <- verdict_slopes(studies[[fast]], loss, B)
   s <- if (!is.null(slow)) verdict_slopes(studies[[slow]], loss, B)
   polynomial <- function(x) is.finite(x$upper) && x$upper < -0.15
@@ -186,7 +186,13 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
       ratio <- stats::median(last$loss, na.rm = TRUE) / stats::median(last$loss_start, na.rm = TRUE)
       slope_start <- rate_slopes(st, loss = "loss_start", B = B)$slope[1]
       iterations <- stats::median(last$iterations, na.rm = TRUE)
-      verdict <- if (ratio > 1.5 || iterations < 10) {
+      verdict <- if (at_maximum && all(last$converged, na.rm = TRUE)) {
+        sprintf(paste0("%s with fits at the likelihood's maximum (gradient rule met by every fit ",
+                       "at n = %d): their median loss there is %.3g, %.0f times their starts' ",
+                       "(start slope %.2f, fit slope %.2f)"),
+                if (hit) "reproduced" else "not reproduced", max(st$n),
+                stats::median(last$loss, na.rm = TRUE), ratio, slope_start, f$slope)
+      } else if (ratio > 1.5 || iterations < 10) {
         sprintf(paste0("cannot be shown by simulation with these fits: at n = %d the fits' ",
                        "median loss is %.2f times their starts' after a median of %g EM ",
                        "iterations (start slope %.2f, fit slope %.2f); the estimator must be ",

@@ -66,4 +66,10 @@ test_that("over-specified rows compare the fits' loss with their starts'", {
   saveRDS(list(studies = list(k3 = st, k4 = st)), file.path(dir, "neurips2023-starts.rds"))
   v <- study_verdicts(dir, B = 50, papers = 5)
   expect_true(all(grepl("median of 3 EM iterations", v$verdict)))
+  # Fits run to the maximum (gradient rule) are judged on their own slope.
+  st$converged <- TRUE
+  saveRDS(list(studies = list(k3 = st)), file.path(dir, "neurips2023-starts-gradient.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  expect_equal(nrow(v), 3)
+  expect_match(v$verdict[grepl("gradient", v$claim)], "with fits at the likelihood's maximum")
 })
