@@ -39,7 +39,10 @@
 #' @param n_starts Starts per fit; `NULL` gives the published 1 (k = 2) or 5.
 #' @param loss Exponent table of the Voronoi loss (see [voronoi_loss()]).
 #' @param control Further [moe_control()] settings; `NULL` gives the published
-#'   EM settings.
+#'   EM settings: relative change of the log-likelihood below 1e-6
+#'   (`stop = "loglik"`, not the package's default gradient rule, so that the
+#'   protocol and its shipped runs stay those of the public code), at most 2000
+#'   iterations, no polish.
 #' @return A [moe_study_setting()].
 #' @references Nguyen, Nguyen, Ho (2023). Demystifying softmax gating function
 #'   in Gaussian mixture of experts. NeurIPS. arXiv:2305.03288.
@@ -63,7 +66,10 @@ study_setting_neurips2023 <- function(k = 2, n_grid = NULL, n_rep = 40, n_starts
     n_grid <- round(n_grid)
   }
   if (is.null(n_starts)) n_starts <- if (k == 2) 1 else 5
-  if (is.null(control)) control <- moe_control(tol = 1e-6, maxit = 2000, n_starts = n_starts)
+  if (is.null(control)) {
+    control <- moe_control(tol = 1e-6, maxit = 2000, n_starts = n_starts, stop = "loglik",
+                           polish = "none")
+  }
   control <- as_control(control)
   control$n_starts <- check_count(n_starts, "n_starts")
   moe_study_setting(truth, k = k, n_grid = n_grid, n_rep = n_rep, gate = gate_softmax(),
