@@ -18,7 +18,8 @@
 #' local slope \eqn{-1/\log n}, between \eqn{-0.15} and \eqn{-0.09} for
 #' \eqn{n} from \eqn{10^3} to \eqn{10^5}). A raw parameter is *not
 #' estimated* when its two-start gap is flat by the same rule. A contrast
-#' ("slow under A, polynomial under B") is *reproduced* when the fast side is
+#' ("slow under A, polynomial under B") is *not decided* when either side has
+#' fewer than 5 sample sizes, and otherwise *reproduced* when the fast side is
 #' polynomial and the slow side flat (and, where measured, its gap flat too);
 #' otherwise the verdict says which side disagrees. A single rate is
 #' reproduced when its interval contains the theory's slope, and called
@@ -156,9 +157,16 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
   flat <- function(x) is.finite(x$upper_half) && x$upper_half > -0.15
   gap_flat <- function(x) !is.null(x$gap_upper_half) && is.finite(x$gap_upper_half) &&
     x$gap_upper_half > -0.15
+  # A contrast rests on the slow side's upper-half slope: with fewer than 5
+  # sample sizes that half has 2 or 3 points and "flat" is noise.
+  n_sizes <- function(st) length(unique(st$n[is.finite(st[[loss]])]))
   if (!is.null(slow)) {
     gap_ok <- is.na(s$gap_slope) || gap_flat(s)
-    verdict <- if (polynomial(f) && flat(s) && gap_ok) {
+    few <- min(n_sizes(studies[[fast]]), n_sizes(studies[[slow]]))
+    verdict <- if (few < 5) {
+      sprintf("not decided: only %d sample sizes (a slope and its upper half need at least 5)",
+              few)
+    } else if (polynomial(f) && flat(s) && gap_ok) {
       "reproduced"
     } else if (polynomial(f) && flat(s)) {
       "not reproduced: the slow side's loss is flat but its two-start gap shrinks"

@@ -33,6 +33,14 @@ test_that("study_verdicts() decides from the stored slopes", {
   saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
   v <- study_verdicts(dir, B = 50)
   expect_true(all(grepl("not reproduced", v$verdict[!is.na(v$slow)])))
+  # Three sizes cannot decide a contrast, whatever their slopes.
+  few <- function(st) st[st$n %in% sort(unique(st$n))[1:3], ]
+  run$studies <- lapply(list(temperature = fake_study(0, gap_rate = 0),
+                             activation_gelu = fake_study(-0.5, gap_rate = -0.5),
+                             activation_tanh = fake_study(-0.5)), few)
+  saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
+  v <- study_verdicts(dir, B = 50)
+  expect_true(all(grepl("not decided: only 3 sample sizes", v$verdict[!is.na(v$slow)])))
   expect_error(study_verdicts(file.path(dir, "nope")), class = "moe_error_dir")
   empty <- tempfile()
   dir.create(empty)
