@@ -159,6 +159,12 @@ study_setting_softmax_multinomial <- function(setting = c("exact", "overspecifie
 #' "theory_slope")` the expected slope.
 #'
 #' @inheritParams study_setting_softmax_multinomial
+#' @param spread_range Half-width of \eqn{\log c} of the starts, which the
+#'   temperature settings spread along the \eqn{(w, \tau)} ray (0: starts on
+#'   the near-truth point, as the papers' protocol).
+#' @param two_start Run the two-start check (starts at \eqn{c = e^{\mp 0.5}}
+#'   along the ray, gap in \eqn{\log \tau})? A number: in that many
+#'   replications per size; `TRUE`: all.
 #' @return A [moe_study_setting()], with attributes `theory` and
 #'   `theory_slope`.
 #' @references Pham, Cao, Nguyen, Nguyen, Ho, Rinaldo (2026). Rethinking

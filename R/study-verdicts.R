@@ -271,6 +271,15 @@ profile_verdicts <- function(profile, paper) {
 
 #' @export
 print.moe_study_verdicts <- function(x, ...) {
+  # A subset of the columns (v[, c("paper", "verdict")]) prints as the data
+  # frame it is.
+  needed <- c("paper", "claim", "fast", "loss", "fast_slope", "fast_lower", "fast_upper",
+              "slow", "slow_slope", "slow_lower", "slow_upper", "slow_upper_half",
+              "slow_gap_slope", "fast_gap_slope", "slow_gap_last", "theory", "verdict")
+  if (!all(needed %in% names(x))) {
+    print(as.data.frame(unclass(x), stringsAsFactors = FALSE), ...)
+    return(invisible(x))
+  }
   for (i in seq_len(nrow(x))) {
     r <- x[i, ]
     cat(sprintf("[%s] %s\n", r$paper, r$claim))

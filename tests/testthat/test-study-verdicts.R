@@ -28,6 +28,8 @@ test_that("study_verdicts() decides from the stored slopes", {
   # The identified-loss row expects n^(-1/2), which a flat loss is not.
   expect_match(v$verdict[is.na(v$slow)], "not reproduced")
   expect_output(print(v), "reproduced")
+  # A subset of the columns prints as a data frame (the help example does this).
+  expect_output(print(v[, c("paper", "verdict")]), "temperature")
   # Both sides polynomial: the claim is not reproduced.
   run$studies$temperature <- fake_study(-0.5, gap_rate = -0.5)
   saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
