@@ -109,21 +109,10 @@ moe_select <- function(formula, data, k = 1:3, criterion = c("BIC", "AIC", "ICL"
     }
     ctl
   })
-  has_progressr <- requireNamespace("progressr", quietly = TRUE)
   started <- proc.time()[["elapsed"]]
-  run_all <- function() {
-    tick <- if (has_progressr) progressr::progressor(steps = nrow(tasks)) else function(...) NULL
-    future.apply::future_lapply(seq_len(nrow(tasks)), function(i) {
-      res <- select_task(formula, data, tasks$k[i], dots, task_control[[tasks$start[i]]])
-      tick()
-      res
-    }, future.seed = as.integer(seed), future.packages = "moegate")
-  }
-  results <- if (progress && has_progressr) {
-    progressr::with_progress(run_all(), enable = TRUE)
-  } else {
-    run_all()
-  }
+  results <- future_tasks(nrow(tasks), function(i) {
+    select_task(formula, data, tasks$k[i], dots, task_control[[tasks$start[i]]])
+  }, progress = progress, seed = seed, future.packages = "moegate")
   elapsed <- proc.time()[["elapsed"]] - started
   by_k <- split(seq_len(nrow(tasks)), tasks$k)
   fits <- list()

@@ -245,24 +245,11 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   # Replication-major order: every chunk holds all sample sizes, so chunks of
   # equal length cost about the same.
   tasks <- expand.grid(n = setting$n_grid, replication = seq_len(setting$n_rep))
-  has_progressr <- requireNamespace("progressr", quietly = TRUE)
   start <- proc.time()[["elapsed"]]
-  run_all <- function() {
-    tick <- if (has_progressr) progressr::progressor(steps = nrow(tasks)) else function(...) NULL
-    future.apply::future_lapply(seq_len(nrow(tasks)), function(i) {
-      row <- study_task(setting, tasks$n[i], tasks$replication[i])
-      tick()
-      row
-    }, future.seed = as.integer(seed), future.scheduling = scheduling,
-    future.packages = packages)
-  }
-  # enable = TRUE: progressr disables itself outside interactive sessions by
-  # default, which would hide the bar of a study script run with Rscript.
-  rows <- if (progress && has_progressr) {
-    progressr::with_progress(run_all(), enable = TRUE)
-  } else {
-    run_all()
-  }
+  rows <- future_tasks(nrow(tasks), function(i) {
+    study_task(setting, tasks$n[i], tasks$replication[i])
+  }, progress = progress, seed = seed, future.scheduling = scheduling,
+  future.packages = packages)
   elapsed <- proc.time()[["elapsed"]] - start
   study <- study_frame(rows, stuck_tol)
   failed <- !is.na(study$error)
@@ -296,6 +283,23 @@ study_globals <- function(globals, frame) {
     return(globals)
   }
   stop_arg("globals", "NULL, a named list or a character vector of object names", got = globals)
+}
+
+# future_lapply() over tasks 1..n_tasks (seeded streams, so the result does
+# not depend on the plan), with a progressr bar when `progress` is TRUE and
+# progressr is installed. enable = TRUE: progressr disables itself outside
+# interactive sessions by default, which would hide the bar of a script run
+# with Rscript. `...`: further future_lapply() arguments.
+future_tasks <- function(n_tasks, task, progress, seed, ...) {
+  run_all <- function() {
+    tick <- if (has_progressr()) progressr::progressor(steps = n_tasks) else function(...) NULL
+    future.apply::future_lapply(seq_len(n_tasks), function(i) {
+      res <- task(i)
+      tick()
+      res
+    }, future.seed = as.integer(seed), ...)
+  }
+  if (progress && has_progressr()) progressr::with_progress(run_all(), enable = TRUE) else run_all()
 }
 
 # Enclose the setting's user functions in an environment holding `globals`;
