@@ -69,10 +69,6 @@
 #' @export
 moe_select <- function(formula, data, k = 1:3, criterion = c("BIC", "AIC", "ICL"), ...,
                        control = moe_control(), seed = 1, progress = interactive()) {
-  if (!requireNamespace("future.apply", quietly = TRUE)) {
-    stop("moe_select() needs the future.apply package: install.packages(\"future.apply\").",
-         call. = FALSE)
-  }
   cl <- match.call()
   criterion <- match_arg(criterion)
   if (!is.numeric(k) || length(k) < 1 || anyNA(k) || any(!is.finite(k)) ||

@@ -217,10 +217,6 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   if (!inherits(setting, "moe_study_setting")) {
     stop_arg("setting", "a moe_study_setting object", got = setting)
   }
-  if (!requireNamespace("future.apply", quietly = TRUE)) {
-    stop("rate_study() needs the future.apply package: install.packages(\"future.apply\").",
-         call. = FALSE)
-  }
   check_number(seed, "seed", integer = TRUE)
   check_number(stuck_tol, "stuck_tol", lower = 0)
   check_flag(progress, "progress")
