@@ -1,20 +1,47 @@
 #!/usr/bin/env Rscript
 # Temperature paper (Nguyen, Akbarian, Ho 2024), in full, with one command:
 #
-#   Rscript inst/studies/temperature-gaussian.R [--workers=2] [--sizes=12] [--reps=40]
-#           [--nmax=1e5] [--two_start=20] [--out=DIR]
+#   Rscript inst/studies/temperature-gaussian.R [--workers=2] [--sizes=10] [--reps=20]
+#           [--nmax=1e5] [--two_start=6] [--seed=3] [--stop=loglik|gradient]
+#           [--file=temperature-gaussian.rds] [--out=DIR]
+#   Rscript inst/studies/temperature-gaussian.R --combine=first.rds,second.rds [--out=DIR]
 #
 # Arms: dense-to-sparse (estimated temperature) against the GELU and tanh
 # activation gates; starts spread along the ray (c w, c tau); two-start check
-# in the first --two_start replications. Writes temperature-gaussian.rds (a
-# run_studies() result; see ?study_setting_temperature and ?run_studies).
+# in the first --two_start replications. Writes --file (a run_studies()
+# result; see ?study_setting_temperature and ?run_studies).
+#
+# The shipped inst/extdata/temperature-gaussian.rds holds two batches of 20
+# replications (10 sizes 1e3..1e5, two-start check in replications 1-6 of each
+# batch), seeds 3 and 13, combined by --combine (combine_study_runs()): the
+# replications of the second batch are numbered 21-40. Both batches stop EM by
+# the relative change of the log-likelihood (--stop=loglik, tol 1e-8, no
+# polish): the rule the first batch ran with, before moe_control() switched to
+# the gradient rule with a Newton polish (--stop=gradient).
 suppressPackageStartupMessages(library(moegate))
-opt <- study_options(list(workers = 2, sizes = 12, reps = 40, nmax = 1e5, two_start = 20,
+opt <- study_options(list(workers = 2, sizes = 10, reps = 20, nmax = 1e5, two_start = 6,
+                          seed = 3, stop = "loglik", file = "temperature-gaussian.rds",
+                          combine = "", commit = "",
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+if (nzchar(opt$combine)) {
+  parts <- lapply(strsplit(opt$combine, ",")[[1]], readRDS)
+  run <- do.call(combine_study_runs, parts)
+  saveRDS(run, file.path(opt$out, opt$file))
+  print(run)
+  quit(save = "no")
+}
+if (!opt$stop %in% c("loglik", "gradient")) stop("--stop: loglik or gradient")
+# The commit the installed moegate was built from (recorded in the result).
+commit <- if (nzchar(opt$commit)) opt$commit else
+  tryCatch(system2("git", c("rev-parse", "HEAD"), stdout = TRUE, stderr = FALSE),
+           error = function(e) NA_character_, warning = function(w) NA_character_)
 n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
 arms <- c("temperature", "activation_gelu", "activation_tanh")
+control <- moe_control(tol = 1e-8, maxit = 1000, accelerate = "squarem", stop = opt$stop,
+                       polish = if (opt$stop == "loglik") "none" else "newton")
 settings <- lapply(stats::setNames(nm = arms), function(s) {
-  study_setting_temperature(s, n_grid = n_grid, n_rep = opt$reps, two_start = opt$two_start)
+  study_setting_temperature(s, n_grid = n_grid, n_rep = opt$reps, two_start = opt$two_start,
+                            control = control)
 })
 # The identified loss's asymptotic prediction (the raw losses move along the
 # information's null direction, which asymptotic_loss() does not perturb).
@@ -22,5 +49,6 @@ asymptotic <- lapply(settings, function(s) {
   function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 200)
 })
 dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
-run_studies(settings, seed = 3, workers = opt$workers, asymptotic = asymptotic,
-            file = file.path(opt$out, "temperature-gaussian.rds"))
+run_studies(settings, seed = opt$seed, workers = opt$workers, asymptotic = asymptotic,
+            extra = list(commit = commit, stop = opt$stop),
+            file = file.path(opt$out, opt$file))
