@@ -1,21 +1,46 @@
 #!/usr/bin/env Rscript
 # Cosine-router paper (Nguyen, Akbarian, Pham, Nguyen, Zhang, Ho 2025), in full:
 #
-#   Rscript inst/studies/cosine-router.R [--workers=2] [--sizes=12] [--reps=40]
-#           [--nmax=1e5] [--two_start=20] [--out=DIR]
+#   Rscript inst/studies/cosine-router.R [--workers=2] [--sizes=10] [--reps=20]
+#           [--nmax=1e5] [--two_start=6] [--seed=4] [--stop=loglik|gradient]
+#           [--file=cosine-router.rds] [--out=DIR]
+#   Rscript inst/studies/cosine-router.R --combine=first.rds,second.rds [--out=DIR]
 #
 # Arms: cosine router against the perturbed cosine router with eps = 1, and
 # the perturbed router with eps = 0.01 (numerically almost the cosine router);
 # gate norms of the starts scaled by c; two-start check in the first
-# --two_start replications. Writes cosine-router.rds (a run_studies() result;
-# see ?study_setting_cosine and ?run_studies).
+# --two_start replications. Writes --file (a run_studies() result; see
+# ?study_setting_cosine and ?run_studies).
+#
+# The shipped inst/extdata/cosine-router.rds: see the vignette and the file's
+# `batches` element for its batches (seed 4: replications 1-20; a second batch
+# with another seed is combined by --combine, combine_study_runs(), its
+# replications numbered after the first's). Least squares with tol 1e-10 and
+# --stop=loglik, the rule the first batch ran with (for these least-squares
+# fits the gradient rule stops at the same points: checked on 9 fits).
 suppressPackageStartupMessages(library(moegate))
-opt <- study_options(list(workers = 2, sizes = 12, reps = 40, nmax = 1e5, two_start = 20,
+opt <- study_options(list(workers = 2, sizes = 10, reps = 20, nmax = 1e5, two_start = 6,
+                          seed = 4, stop = "loglik", file = "cosine-router.rds",
+                          combine = "", commit = "",
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+if (nzchar(opt$combine)) {
+  parts <- lapply(strsplit(opt$combine, ",")[[1]], readRDS)
+  run <- do.call(combine_study_runs, parts)
+  saveRDS(run, file.path(opt$out, opt$file))
+  print(run)
+  quit(save = "no")
+}
+if (!opt$stop %in% c("loglik", "gradient")) stop("--stop: loglik or gradient")
+# The commit the installed moegate was built from (recorded in the result).
+commit <- if (nzchar(opt$commit)) opt$commit else
+  tryCatch(system2("git", c("rev-parse", "HEAD"), stdout = TRUE, stderr = FALSE),
+           error = function(e) NA_character_, warning = function(w) NA_character_)
 n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
+control <- moe_control(tol = 1e-10, maxit = 1000, stop = opt$stop,
+                       polish = if (opt$stop == "loglik") "none" else "newton")
 make <- function(s, eps = 1) {
   study_setting_cosine(s, n_grid = n_grid, n_rep = opt$reps, eps = eps,
-                       two_start = opt$two_start)
+                       two_start = opt$two_start, control = control)
 }
 settings <- list(cosine = make("cosine"), perturbed_cosine = make("perturbed_cosine"),
                  perturbed_cosine_eps001 = make("perturbed_cosine", eps = 0.01))
@@ -26,5 +51,6 @@ asymptotic <- lapply(settings, function(s) {
                                     loss = "loss_D1")
 })
 dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
-run_studies(settings, seed = 4, workers = opt$workers, asymptotic = asymptotic,
-            file = file.path(opt$out, "cosine-router.rds"))
+run_studies(settings, seed = opt$seed, workers = opt$workers, asymptotic = asymptotic,
+            extra = list(commit = commit, stop = opt$stop),
+            file = file.path(opt$out, opt$file))
