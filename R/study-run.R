@@ -127,6 +127,11 @@ print.moe_study_run <- function(x, ...) {
   for (s in names(x$studies)) {
     cat(sprintf("  %-28s %5.0f s  %d fits\n", s, x$elapsed[[s]], nrow(x$studies[[s]])))
   }
+  if (!is.null(x$batches)) {
+    cat(sprintf("  %d batches: seeds %s, %s replications\n", nrow(x$batches),
+                paste(x$batches$seed, collapse = ", "),
+                paste(x$batches$replications, collapse = " + ")))
+  }
   invisible(x)
 }
 
@@ -164,4 +169,111 @@ study_options <- function(defaults, args = commandArgs(trailingOnly = TRUE)) {
     }
   }
   defaults
+}
+
+#' Combine batches of the same studies run with different seeds
+#'
+#' Joins [run_studies()] results that ran the same settings (same studies,
+#' sample sizes and losses) with different seeds, as one study with more
+#' replications: the replications of each later batch are numbered after
+#' those of the earlier ones, and a column `batch` tells them apart. The
+#' two-start check keeps the replications each batch ran it in (so with
+#' `two_start_reps = 6` in both, replications 1-6 and 21-26 of a 20 + 20
+#' combination).
+#'
+#' @param ... Two or more `moe_study_run` objects (or lists of them).
+#' @return A `moe_study_run` like those of [run_studies()]: each study holds
+#'   the rows of every batch (column `batch`), its setting with `n_rep` the
+#'   total, its `seed` attribute the batches' seeds and `elapsed` their sum;
+#'   `seed` holds the seeds, `elapsed` and `total` the sums, and `batches` a
+#'   data frame with one row per batch (`batch`, `seed`, `replications`,
+#'   `total` seconds, `date`, `commit`, `stop`).
+#' @seealso [run_studies()], [study_verdicts()].
+#' @examples
+#' \donttest{
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' s <- moe_study_setting(truth, k = 2, n_grid = c(200, 800), n_rep = 2, loss = "D1")
+#' a <- run_studies(list(small = s), seed = 1, workers = NULL, progress = FALSE)
+#' b <- run_studies(list(small = s), seed = 2, workers = NULL, progress = FALSE)
+#' both <- combine_study_runs(a, b)
+#' both$batches
+#' table(both$studies$small$batch)
+#' }
+#' @export
+combine_study_runs <- function(...) {
+  runs <- list(...)
+  if (length(runs) == 1 && is.list(runs[[1]]) && !inherits(runs[[1]], "moe_study_run")) {
+    runs <- runs[[1]]
+  }
+  if (length(runs) < 2 || !all(vapply(runs, inherits, TRUE, "moe_study_run"))) {
+    stop_arg("...", "two or more moe_study_run objects", got = runs)
+  }
+  names_first <- names(runs[[1]]$studies)
+  for (r in runs[-1]) {
+    if (!identical(names(r$studies), names_first)) {
+      stop_arg("...", "runs of the same studies (", paste(names_first, collapse = ", "),
+               "); one has ", paste(names(r$studies), collapse = ", "))
+    }
+  }
+  seeds <- vapply(runs, function(r) as.numeric(r$seed[1]), 0)
+  if (anyDuplicated(seeds)) {
+    stop_arg("...", "runs with different seeds (the same seed repeats the same data); seeds ",
+             paste(seeds, collapse = ", "))
+  }
+  studies <- lapply(stats::setNames(nm = names_first), function(s) {
+    parts <- lapply(runs, function(r) r$studies[[s]])
+    settings <- lapply(parts, attr, "setting")
+    same <- function(f) {
+      all(vapply(settings[-1], function(x) identical(x[[f]], settings[[1]][[f]]), TRUE))
+    }
+    for (f in c("n_grid", "k", "method", "spread_range", "two_start_c")) {
+      if (!same(f)) stop_arg("...", "runs of study \"", s, "\" with the same `", f, "`")
+    }
+    if (!all(vapply(parts[-1], function(p) identical(names(p), names(parts[[1]])), TRUE))) {
+      stop_arg("...", "runs of study \"", s, "\" with the same columns")
+    }
+    offset <- 0L
+    rows <- vector("list", length(parts))
+    for (b in seq_along(parts)) {
+      p <- as.data.frame(parts[[b]])
+      p$replication <- p$replication + offset
+      p$batch <- b
+      offset <- offset + settings[[b]]$n_rep
+      rows[[b]] <- p
+    }
+    out <- do.call(rbind, rows)
+    out <- out[order(out$n, out$replication), , drop = FALSE]
+    rownames(out) <- NULL
+    setting <- settings[[1]]
+    setting$n_rep <- offset
+    class(out) <- class(parts[[1]])
+    attr(out, "setting") <- setting
+    attr(out, "seed") <- seeds
+    attr(out, "elapsed") <- sum(vapply(parts, attr, 0, "elapsed"))
+    attr(out, "workers") <- attr(parts[[1]], "workers")
+    out
+  })
+  field <- function(r, f) if (is.null(r[[f]])) NA_character_ else as.character(r[[f]][1])
+  batches <- data.frame(
+    batch = seq_along(runs), seed = seeds,
+    replications = vapply(runs, function(r) attr(r$studies[[1]], "setting")$n_rep, 0L),
+    total = vapply(runs, function(r) as.numeric(r$total), 0),
+    date = vapply(runs, field, "", "date"), commit = vapply(runs, field, "", "commit"),
+    stop = vapply(runs, field, "", "stop"), stringsAsFactors = FALSE)
+  out <- runs[[1]]
+  out$studies <- studies
+  out$elapsed <- Reduce(`+`, lapply(runs, `[[`, "elapsed"))
+  out$total <- sum(batches$total)
+  out$seed <- seeds
+  out$date <- runs[[length(runs)]]$date
+  out$batches <- batches
+  out$commit <- NULL
+  out$stop <- NULL
+  # Files written before run_studies() recorded `complete` are final ones.
+  out$complete <- all(vapply(runs, function(r) {
+    isTRUE(r$complete) || (is.null(r$complete) && !is.null(r$total))
+  }, TRUE))
+  class(out) <- c("moe_study_run", "list")
+  out
 }

@@ -312,3 +312,43 @@ test_that("run_studies() records wall time and machine, and saves; study_options
   expect_error(study_options(list(a = 1), args = "--b=2"), class = "moe_error_args")
   expect_error(study_options(list(a = 1), args = "--a=x"), class = "moe_error_args")
 })
+
+test_that("combine_study_runs() joins batches with different seeds as more replications", {
+  run <- function(seed, setting = small_setting()) {
+    suppressMessages(run_studies(list(a = setting), seed = seed, workers = NULL,
+                                 progress = FALSE, B = 20, extra = list(commit = "abc")))
+  }
+  first <- run(1)
+  second <- run(2)
+  both <- combine_study_runs(first, second)
+  expect_s3_class(both, "moe_study_run")
+  s <- both$studies$a
+  expect_s3_class(s, "moe_rate_study")
+  expect_equal(nrow(s), 12)
+  expect_equal(s$replication, rep(1:4, 3))
+  expect_equal(s$batch, rep(c(1, 1, 2, 2), 3))
+  expect_equal(attr(s, "setting")$n_rep, 4)
+  expect_equal(attr(s, "seed"), c(1, 2))
+  # The second batch's rows are that run's, renumbered.
+  b2 <- s[s$batch == 2, ]
+  expect_identical(b2$loss, second$studies$a$loss)
+  expect_identical(b2$replication, second$studies$a$replication + 2L)
+  expect_identical(s$loss[s$batch == 1], first$studies$a$loss)
+  expect_equal(both$batches$seed, c(1, 2))
+  expect_equal(both$batches$replications, c(2, 2))
+  expect_equal(both$batches$commit, c("abc", "abc"))
+  expect_equal(both$total, first$total + second$total)
+  expect_true(both$complete)
+  expect_output(print(both), "2 batches: seeds 1, 2")
+  expect_s3_class(rate_slopes(s, B = 20), "data.frame")
+  # Three batches, given as a list.
+  expect_equal(nrow(combine_study_runs(list(first, second, run(3)))$studies$a), 18)
+  expect_error(combine_study_runs(first, first), class = "moe_error_...")
+  expect_error(combine_study_runs(first), class = "moe_error_...")
+  other_grid <- run(2, moe_study_setting(small_truth, k = 2, n_grid = c(200, 400), n_rep = 2,
+                                         loss = "D1", name = "small"))
+  expect_error(combine_study_runs(first, other_grid), "n_grid", class = "moe_error_...")
+  renamed <- second
+  names(renamed$studies) <- "b"
+  expect_error(combine_study_runs(first, renamed), class = "moe_error_...")
+})
