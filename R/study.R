@@ -264,6 +264,109 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   study
 }
 
+#' Refit chosen fits of a stored study from the same data and starts
+#'
+#' Re-runs fits of a [rate_study()] result with the code installed now: each
+#' chosen row's replication gets the random stream it had (the one
+#' `future.seed` derived from the study's seed for its position in the
+#' grid), so the data, the start and its spread factor are the same, and the
+#' new fit and losses can be compared with the stored ones. Used to check
+#' that a second batch of replications, run on later code, may be joined with
+#' the first ([combine_study_runs()]).
+#'
+#' @param study A [rate_study()] result of one batch (one seed).
+#' @param rows Row numbers of `study` to refit.
+#' @param control `NULL` (the stored setting's) or a [moe_control()] whose
+#'   settings replace the stored setting's (its starting-value rule is kept).
+#' @return A data frame with one row per refitted fit and loss: `n`,
+#'   `replication`, `loss` (the loss's name), `stored`, `refit`,
+#'   `relative` (the relative difference), `loglik_stored`, `loglik_refit`
+#'   and `start_c_stored`, `start_c_refit` (with a spread).
+#' @seealso [rate_study()], [combine_study_runs()].
+#' @examples
+#' \donttest{
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' s <- moe_study_setting(truth, k = 2, n_grid = c(200, 400), n_rep = 2, loss = "D1")
+#' study <- rate_study(s, seed = 1)
+#' refit_study(study, rows = c(1, 4))
+#' }
+#' @export
+refit_study <- function(study, rows, control = NULL) {
+  if (!inherits(study, "moe_rate_study") || !inherits(attr(study, "setting"), "moe_study_setting")) {
+    stop_arg("study", "a rate_study() result with its setting", got = study)
+  }
+  seed <- attr(study, "seed")
+  if (length(seed) != 1 || !is.finite(seed)) {
+    stop_arg("study", "one batch (a single seed); it has seeds ", paste(seed, collapse = ", "))
+  }
+  if (!is.numeric(rows) || length(rows) == 0 || anyNA(rows) || any(rows < 1) ||
+      any(rows > nrow(study)) || any(rows != round(rows))) {
+    stop_arg("rows", "row numbers of `study` (1 to ", nrow(study), ")", got = rows)
+  }
+  if (!is.null(control) && !inherits(control, "moe_control")) {
+    stop_arg("control", "NULL or a moe_control() object", got = control)
+  }
+  setting <- attr(study, "setting")
+  if (!is.null(control)) {
+    init <- setting$control$init
+    setting$control <- control
+    setting$control$init <- init
+  }
+  setting$two_start_reps <- 0L
+  task <- (study$replication[rows] - 1L) * length(setting$n_grid) +
+    match(study$n[rows], setting$n_grid)
+  if (anyNA(task)) stop_arg("rows", "rows whose n is in the setting's grid")
+  streams <- lecuyer_streams(seed, max(task))
+  old_kind <- RNGkind()
+  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
+  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
+  on.exit({
+    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
+    if (had_seed) assign(".Random.seed", old_seed, envir = .GlobalEnv)
+  }, add = TRUE)
+  RNGkind("L'Ecuyer-CMRG")
+  out <- lapply(seq_along(rows), function(j) {
+    i <- rows[j]
+    assign(".Random.seed", streams[[task[j]]], envir = .GlobalEnv)
+    r <- study_task(setting, study$n[i], study$replication[i])
+    if (!is.na(r$error)) stop("refit of row ", i, " failed: ", r$error, call. = FALSE)
+    losses <- intersect(names(r$losses), names(study))
+    stored <- vapply(losses, function(l) as.numeric(study[[l]][i]), 0)
+    refit <- as.numeric(r$losses[losses])
+    data.frame(n = study$n[i], replication = study$replication[i], loss = losses,
+               stored = stored, refit = refit, relative = abs(refit - stored) / abs(stored),
+               loglik_stored = study$loglik[i], loglik_refit = r$loglik,
+               start_c_stored = if ("start_c" %in% names(study)) study$start_c[i] else NA_real_,
+               start_c_refit = if (is.null(r$extra[["start_c"]])) NA_real_ else r$extra[["start_c"]],
+               row.names = NULL, stringsAsFactors = FALSE)
+  })
+  do.call(rbind, out)
+}
+
+# The random streams future.apply's future.seed derives from an integer seed
+# for tasks 1..count (its make_rng_seeds(): L'Ecuyer-CMRG, set.seed(seed),
+# then a substream of each successive stream).
+lecuyer_streams <- function(seed, count) {
+  old_kind <- RNGkind()
+  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
+  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
+  on.exit({
+    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
+    if (had_seed) assign(".Random.seed", old_seed, envir = .GlobalEnv) else
+      if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) rm(".Random.seed", envir = .GlobalEnv)
+  })
+  RNGkind("L'Ecuyer-CMRG")
+  set.seed(as.integer(seed))
+  s <- get(".Random.seed", envir = .GlobalEnv)
+  streams <- vector("list", count)
+  for (i in seq_len(count)) {
+    streams[[i]] <- parallel::nextRNGSubStream(s)
+    s <- parallel::nextRNGStream(s)
+  }
+  streams
+}
+
 # Objects a study's user functions need on the workers: a named list.
 study_globals <- function(globals, frame) {
   if (is.null(globals)) return(NULL)

@@ -352,3 +352,33 @@ test_that("combine_study_runs() joins batches with different seeds as more repli
   names(renamed$studies) <- "b"
   expect_error(combine_study_runs(first, renamed), class = "moe_error_...")
 })
+
+test_that("refit_study() replays stored fits from their own random streams", {
+  ray <- function(p, c) {
+    p$gate$W <- p$gate$W * c
+    p
+  }
+  setting <- small_setting(spread = ray)
+  study <- rate_study(setting, seed = 7)
+  set.seed(99)
+  before <- stats::runif(1)
+  set.seed(99)
+  again <- refit_study(study, rows = c(1, 4, 6))
+  # Same code, same streams: the same data, start and fit.
+  expect_equal(unique(again$n), study$n[c(1, 4, 6)])
+  expect_equal(again$refit, again$stored)
+  expect_true(all(again$relative == 0))
+  expect_equal(again$loglik_refit, again$loglik_stored)
+  expect_equal(again$start_c_refit, again$start_c_stored)
+  expect_equal(stats::runif(1), before)  # the caller's stream is left alone
+  # Another control changes the fit, not the data or the start.
+  loose <- refit_study(study, rows = 6, control = moe_control(tol = 1e-2, maxit = 2,
+                                                              stop = "loglik", polish = "none"))
+  expect_equal(loose$start_c_refit, loose$start_c_stored)
+  expect_false(isTRUE(all.equal(loose$loglik_refit, loose$loglik_stored, tolerance = 1e-10)))
+  expect_error(refit_study(study, rows = 0), class = "moe_error_rows")
+  expect_error(refit_study(as.data.frame(study)[, 1:3], rows = 1), class = "moe_error_study")
+  two <- study
+  attr(two, "seed") <- c(1, 2)
+  expect_error(refit_study(two, rows = 1), class = "moe_error_study")
+})
