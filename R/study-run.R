@@ -260,7 +260,13 @@ combine_study_runs <- function(...) {
     replications = vapply(runs, function(r) attr(r$studies[[1]], "setting")$n_rep, 0L),
     total = vapply(runs, function(r) as.numeric(r$total), 0),
     date = vapply(runs, field, "", "date"), commit = vapply(runs, field, "", "commit"),
-    stop = vapply(runs, field, "", "stop"), stringsAsFactors = FALSE)
+    stop = vapply(runs, function(r) {
+      # Runs made before moe_control() had a `stop` rule used the relative
+      # change of the log-likelihood, the only rule then.
+      if (!is.null(r$stop)) return(as.character(r$stop[1]))
+      control <- attr(r$studies[[1]], "setting")$control
+      if (!is.null(control) && is.null(control$stop)) "loglik" else NA_character_
+    }, ""), stringsAsFactors = FALSE)
   out <- runs[[1]]
   out$studies <- studies
   out$elapsed <- Reduce(`+`, lapply(runs, `[[`, "elapsed"))
