@@ -319,9 +319,7 @@ response_matrix <- function(y, expert) {
 # `scaling`: the fit's internal units (R/scaling.R); the start is returned in
 # them. `resp_s`: the response in internal units.
 make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s) {
-  if (is.list(init) && !inherits(init, "moe_params") && !is.function(init)) {
-    init <- init[[(s - 1) %% length(init) + 1]]
-  }
+  init <- start_rule(init, s)
   if (is.function(init)) {
     init <- init(k = k, y = y, X = X, Z = Z, expert = expert, gate = gate)
     if (!inherits(init, "moe_params")) {

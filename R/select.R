@@ -17,7 +17,10 @@
 #' differs). Choose the plan before calling, e.g.
 #' `future::plan(future::multisession, workers = 2)`. Each task fits with one
 #' start (`n_starts` of `control` is the number of tasks per k) and the
-#' `nthreads` of `control`; with several workers keep `nthreads = 1`.
+#' `nthreads` of `control`; with several workers keep `nthreads = 1`. Start
+#' `s` of every k is of the kind start `s` of [moe()] would be: with the
+#' default `init = "mixed"` of [moe_control()], k-means for odd `s` and a
+#' random partition for even `s`.
 #'
 #' **Criteria.** With \eqn{\hat\ell} the maximised log-likelihood, \eqn{d}
 #' the number of free parameters (`df` of [logLik()]) and \eqn{n} the number of
@@ -99,10 +102,9 @@ moe_select <- function(formula, data, k = 1:3, criterion = c("BIC", "AIC", "ICL"
   task_control <- lapply(seq_len(n_starts), function(s) {
     ctl <- control
     ctl$n_starts <- 1L
-    # A list of starting parameters gives start s its own element.
-    if (is.list(ctl$init) && !inherits(ctl$init, "moe_params") && !is.function(ctl$init)) {
-      ctl$init <- ctl$init[[(s - 1) %% length(ctl$init) + 1]]
-    }
+    # Start s of every k is start s of moe() with n_starts starts: its own
+    # element of a list of parameters, its kind under init = "mixed".
+    ctl$init <- start_rule(ctl$init, s)
     ctl
   })
   started <- proc.time()[["elapsed"]]

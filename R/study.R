@@ -22,7 +22,7 @@
 #' @param gate,expert Gate and expert specifications (shared by truth and fit).
 #' @param method `"ml"` or `"lsq"`, passed to [moe_fit()].
 #' @param init Starting values: `"near_truth"` ([init_near_truth()] with its
-#'   defaults), `"kmeans"`, `"random"`, or anything `moe_control(init = )`
+#'   defaults), `"mixed"`, `"kmeans"`, `"random"`, or anything `moe_control(init = )`
 #'   accepts (a function, parameters).
 #' @param loss `"D1"`, `"rbar"` or a named list of exponents: the
 #'   [voronoi_loss()] with that table (the study then also records the
@@ -465,7 +465,7 @@ study_task <- function(setting, n, replication) {
 
 # The starts of one fit, the setting's init evaluated here so that the study
 # knows them: a list of moe_params, one per start, or the init itself
-# ("kmeans", "random").
+# ("mixed", "kmeans", "random").
 study_starts <- function(setting, data) {
   init <- setting$control$init
   if (is.function(init)) {
