@@ -6,6 +6,12 @@
 # result.
 #
 #   nice -n 10 Rscript inst/studies/choosing-k.R [--workers=2] [--reps=20] [--stop=gradient|loglik] [--out=DIR]
+#                                                [--n=16000,32000] [--append=FILE]
+#
+# --n= runs only the given sample sizes; --append=FILE starts from the rows of
+# an earlier run (FILE, e.g. the shipped choosing-k-gradient.rds) for the
+# sizes not rerun. Every size draws from its own seed (14 + n), so a size run
+# alone gives the rows it gives in a full run.
 #
 # The shipped inst/extdata/choosing-k.rds (--stop=loglik): 6 sizes (500 to 16,000), 20
 # replications, 2 workers, 521 s wall time (776 s of fits) on a shared
@@ -52,6 +58,10 @@ truths <- list(
 )
 n_grid <- round(10^seq(log10(500), log10(16000), length.out = 6))
 n_grid <- n_grid[seq_len(as.integer(option("sizes", length(n_grid))))]  # --sizes=m: a quick check
+if (!is.null(option("n", NULL))) n_grid <- as.numeric(strsplit(option("n", ""), ",")[[1]])
+if (anyNA(n_grid) || any(n_grid < 50)) stop("--n= must list sample sizes of at least 50")
+append_file <- option("append", NULL)
+previous <- if (!is.null(append_file)) readRDS(append_file)
 # --stop=loglik: EM stopped by the relative change of the log-likelihood (1e-6),
 # the rule of the shipped choosing-k.rds (made before the gradient rule became
 # moe_control()'s default); --stop=gradient (default): fits run to a stationary
@@ -123,7 +133,12 @@ load_start <- load_average()
 started <- proc.time()[["elapsed"]]
 # One sample size at a time, smallest first, saving after each: a run stopped
 # early keeps the sizes it finished (attr(, "run")$complete says whether all).
-result <- NULL
+result <- if (!is.null(previous)) {
+  kept <- previous[!previous$n %in% n_grid, , drop = FALSE]
+  attributes(kept)[setdiff(names(attributes(kept)), c("names", "row.names", "class"))] <- NULL
+  kept
+}
+previous_run <- if (!is.null(previous)) attr(previous, "run")
 for (n in n_grid) {
   tasks <- expand.grid(replication = seq_len(n_rep), truth = names(truths),
                        stringsAsFactors = FALSE)
@@ -142,17 +157,24 @@ for (n in n_grid) {
   })
   result <- do.call(rbind, rows)
   wall <- proc.time()[["elapsed"]] - started
+  all_grid <- sort(unique(c(previous_run$n_grid, n_grid)))
   attr(result, "run") <- list(
-    wall_time = wall, fit_seconds = sum(result$seconds_sweep, na.rm = TRUE), workers = workers,
+    wall_time = wall, fit_seconds = sum(result$seconds_sweep[result$n %in% n_grid], na.rm = TRUE),
+    workers = workers,
     machine = machine, load = c(start = load_start, end = load_average()),
-    date = format(Sys.time(), tz = "UTC", usetz = TRUE), n_grid = n_grid,
-    n_done = sort(unique(result$n)), complete = n == max(n_grid), n_rep = n_rep,
+    date = format(Sys.time(), tz = "UTC", usetz = TRUE), n_grid = all_grid,
+    n_done = sort(unique(result$n)), complete = all(all_grid %in% result$n), n_rep = n_rep,
+    # The run whose rows were kept for the sizes not rerun (--append).
+    previous = if (!is.null(previous_run)) {
+      c(previous_run[setdiff(names(previous_run), c("previous", "truths"))],
+        list(file = basename(append_file)))
+    },
     truths = lapply(truths, function(t) list(truth = t$truth, k_max = t$k_max)),
     control = control[c("tol", "maxit", "n_starts", "init", "stop", "polish")],
     moegate_version = as.character(utils::packageVersion("moegate")))
   saveRDS(result, file)
-  cat(sprintf("n = %d done: wall time so far %.0f s, fits %.0f s in total, load %.1f\n", n, wall,
-              sum(result$seconds_sweep, na.rm = TRUE), load_average()))
+  cat(sprintf("n = %d done: wall time so far %.0f s, fits %.0f s in this run, load %.1f\n", n,
+              wall, attr(result, "run")$fit_seconds, load_average()))
 }
 plan(sequential)
 share <- aggregate(cbind(DIC = DIC == k_true, AIC = AIC == k_true, BIC = BIC == k_true,
