@@ -281,7 +281,9 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
 #' @return A data frame with one row per refitted fit and loss: `n`,
 #'   `replication`, `loss` (the loss's name), `stored`, `refit`,
 #'   `relative` (the relative difference), `loglik_stored`, `loglik_refit`
-#'   and `start_c_stored`, `start_c_refit` (with a spread).
+#'   , `start_c_stored`, `start_c_refit` (with a spread; `NA` without) and
+#'   `error_stored`, `error_refit` (`NA`, or why the fit failed: its losses
+#'   are then `NA`).
 #' @seealso [rate_study()], [combine_study_runs()].
 #' @examples
 #' \donttest{
@@ -330,15 +332,16 @@ refit_study <- function(study, rows, control = NULL) {
     i <- rows[j]
     assign(".Random.seed", streams[[task[j]]], envir = .GlobalEnv)
     r <- study_task(setting, study$n[i], study$replication[i])
-    if (!is.na(r$error)) stop("refit of row ", i, " failed: ", r$error, call. = FALSE)
-    losses <- intersect(names(r$losses), names(study))
+    # A failed refit (as a failed stored fit) gives NA losses and its reason.
+    losses <- setdiff(c("loss", grep("^loss_", names(study), value = TRUE)), "loss_start")
     stored <- vapply(losses, function(l) as.numeric(study[[l]][i]), 0)
-    refit <- as.numeric(r$losses[losses])
+    refit <- as.numeric(r$losses[losses])  # NA where the refit failed
     data.frame(n = study$n[i], replication = study$replication[i], loss = losses,
                stored = stored, refit = refit, relative = abs(refit - stored) / abs(stored),
                loglik_stored = study$loglik[i], loglik_refit = r$loglik,
                start_c_stored = if ("start_c" %in% names(study)) study$start_c[i] else NA_real_,
                start_c_refit = if (is.null(r$extra[["start_c"]])) NA_real_ else r$extra[["start_c"]],
+               error_stored = study$error[i], error_refit = r$error,
                row.names = NULL, stringsAsFactors = FALSE)
   })
   do.call(rbind, out)

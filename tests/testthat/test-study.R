@@ -382,3 +382,18 @@ test_that("refit_study() replays stored fits from their own random streams", {
   attr(two, "seed") <- c(1, 2)
   expect_error(refit_study(two, rows = 1), class = "moe_error_study")
 })
+
+test_that("refit_study() reports a failed refit instead of stopping", {
+  # The loss fails at n = 400 only (log-likelihoods about -115 at n = 200,
+  # -260 at 400).
+  flaky <- moe_study_setting(small_truth, k = 2, n_grid = c(200, 400), n_rep = 2,
+                             loss = function(fit, truth) if (abs(fit$loglik) > 180) NA else 1,
+                             control = moe_control(tol = 1e-8, maxit = 300))
+  study <- suppressWarnings(rate_study(flaky, seed = 3))
+  again <- refit_study(study, rows = 1:4)
+  expect_equal(nrow(again), 4)
+  expect_equal(is.na(again$error_refit), is.na(study$error))
+  expect_true(any(!is.na(again$error_refit)) && any(is.na(again$error_refit)))
+  expect_true(all(is.na(again$refit[!is.na(again$error_refit)])))
+  expect_equal(again$refit[is.na(again$error_refit)], again$stored[is.na(again$error_refit)])
+})
