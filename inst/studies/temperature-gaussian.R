@@ -34,11 +34,12 @@ if (nzchar(opt$combine)) {
   parts <- lapply(strsplit(opt$combine, ",")[[1]], readRDS)
   run <- combine_study_runs(parts)
   # May the batches be joined? Refit fits of the first batch (the 4 smallest
-  # sizes, replications 1-3) on the code installed now, with --stop's rule,
-  # from the same data and starts, and keep the comparison.
+  # sizes in replications 1-3, the largest in 1-2) on the code installed now,
+  # with --stop's rule, from the same data and starts; keep the comparison.
   run$batch_check <- do.call(rbind, lapply(names(parts[[1]]$studies), function(s) {
     st <- parts[[1]]$studies[[s]]
-    rows <- which(st$n %in% sort(unique(st$n))[1:4] & st$replication <= 3)
+    rows <- which((st$n %in% sort(unique(st$n))[1:4] & st$replication <= 3) |
+                    (st$n == max(st$n) & st$replication <= 2))
     cbind(study = s, refit_study(st, rows, control = control), stringsAsFactors = FALSE)
   }))
   attr(run$batch_check, "commit") <- commit
