@@ -82,7 +82,8 @@ check_full_rank <- function(x, arg, extra = NULL, hint = "") {
 # design_args(), the names and hints the errors use.
 check_designs <- function(X, U, gate, args) {
   check_full_rank(X, args$x, hint = args$x_hint)
-  if (identical(gate$score, "inner")) {
+  # U = NULL: the gate input is X without its intercept, checked with X.
+  if (identical(gate$score, "inner") && !is.null(U)) {
     check_full_rank(U, args$z, extra = cbind(`(gate intercept)` = rep(1, nrow(U))),
                     hint = args$z_hint)
   }
@@ -98,6 +99,9 @@ design_args <- function(x, z, x_hint = "", z_hint = "") {
 # Numeric matrix with no NA/NaN/Inf, named `arg` in errors.
 check_finite_matrix <- function(x, arg) {
   if (!is.numeric(x)) stop_arg(arg, "numeric", got = x)
+  # Without allocation for the usual finite data: the minimum or the maximum
+  # is NA or infinite exactly when some value is (range() would copy x).
+  if (length(x) == 0 || is.finite(min(x)) && is.finite(max(x))) return(invisible(x))
   bad <- !is.finite(x)
   if (any(bad)) {
     rows <- which(rowSums(matrix(bad, nrow = NROW(x))) > 0)

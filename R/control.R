@@ -84,7 +84,12 @@
 #'   polishes per fit): the fit stays monotone. This reaches the maximum where
 #'   EM crawls (over-specified fits, slowly converging multinomial experts).
 #'   `fit$polish` reports the polishes run, their evaluations and the
-#'   log-likelihood they gained.
+#'   log-likelihood they gained. A polish runs only where it is cheaper than
+#'   more EM iterations: when EM stalls, or when the ratio r of successive
+#'   log-likelihood gains predicts more than about one EM iteration per free
+#'   parameter (a Newton iteration's cost) until the gradient rule holds
+#'   (2 log(`grad_tol` / criterion) / log(r) iterations); a fast EM, such as a
+#'   well-specified fit at large n, simply goes on.
 #' @param polish_at,polish_maxit Relative log-likelihood change below which
 #'   the polish starts, and its maximum number of Newton (or L-BFGS)
 #'   iterations.
@@ -96,7 +101,10 @@
 #'   third of an exact gate M-step's and which reached the same optima in
 #'   about the same number of iterations in `bench/bench-gates.R`. Set it
 #'   (e.g. 50) to solve every gate M-step to `gate_tol`.
-#' @param gate_tol Tolerance of the gate M-step (relative gain).
+#' @param gate_tol Tolerance of the gate M-step (relative gain). Under the
+#'   gradient rule the linear softmax gate's Newton M-step also goes on while
+#'   its relative gradient exceeds a tenth of `grad_tol` (down to gains at the
+#'   rounding level), so that EM cannot stall short of the rule at large n.
 #' @param gate_optimizer Gate M-step of every gate other than the linear
 #'   softmax: `"fisher"` (default), Fisher scoring with the expected
 #'   information of the gate's multinomial log-likelihood, computed in the same

@@ -86,13 +86,18 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   # units of the covariates and the response wherever the model is.
   scaling <- design_scaling(X, U, resp$Y[, 1], expert, gate, method, weights)
   Xs <- scale_columns(X, scaling$x)
-  Us <- scale_columns(U, scaling$u)
+  # The gate input is often the expert design without its intercept (moe()'s
+  # default z, a formula without a bar): the C++ fit then reads it from the
+  # scaled expert design in place instead of from a second copy.
+  shared <- method == "ml" && shares_gate_columns(X, U, gate, scaling)
+  Us <- if (shared) NULL else scale_columns(U, scaling$u)
   resp_s <- resp
   if (expert$family == "gaussian") {
     resp_s$Y <- (resp$Y - scaling$y_centre) / scaling$y_scale
     resp_s$var_y <- resp$var_y / scaling$y_scale^2
   }
-  check_designs(Xs, Us, gate, design_args)
+  # Shared: cbind(1, Us) is Xs, whose rank check covers the gate's.
+  check_designs(Xs, if (shared) NULL else Us, gate, design_args)
   if (k > 1) {
     check_gate_varies(gate, U, k)
     check_gate_origin(gate, U, scaling)
@@ -107,7 +112,8 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
              n_used, if (!is.null(weights)) " with positive weight")
   }
   dims <- list(n = n, p = p, q = ncol(U), k = k, K = K, x_names = colnames(X),
-               z_names = colnames(Z), levels = resp$levels, weights = weights)
+               z_names = colnames(Z), levels = resp$levels, weights = weights,
+               gate_columns = if (shared) c(1L, ncol(U)))
   starts <- lapply(seq_len(control$n_starts), function(s) {
     make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s)
   })
@@ -171,6 +177,23 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   out
 }
 
+# Whether the scaled gate input equals the scaled expert design's columns
+# 2..p, the first being the intercept: the same numbers with the same centres
+# and scales, and no compiled input transform.
+shares_gate_columns <- function(X, U, gate, scaling) {
+  q <- ncol(U)
+  if (q == 0 || ncol(X) != q + 1 || scaling$x$icol != 1 || !identical(gate$transform, "identity") ||
+      isTRUE(scaling$u$euclidean)) {
+    return(FALSE)
+  }
+  cols <- seq_len(q) + 1L
+  if (!identical(scaling$u$centre, scaling$x$centre[cols]) ||
+      !identical(scaling$u$scale, scaling$x$scale[cols])) {
+    return(FALSE)
+  }
+  all(vapply(seq_len(q), function(j) all(X[, j + 1L] == U[, j]), TRUE))
+}
+
 # An offset in the expert linear predictor: a known term added to every
 # expert's mean. With identity means and a normalised gate it shifts the
 # mixture mean by the same amount, so the fit is the fit of y - offset.
@@ -202,12 +225,17 @@ check_gate_varies <- function(gate, U, k) {
   q <- ncol(U)
   if (q == 0 || nrow(U) < 2) return(invisible(TRUE))
   spec <- gate_cpp_spec(gate)
-  varies <- vapply(list(sin, cos), function(f) {
+  varies_on <- function(rows) vapply(list(sin, cos), function(f) {
     W <- matrix(3 * f(seq_len(q * k)), q, k)
-    lw <- cpp_gate_forward(U, spec, list(W = W, b0 = rep(0, k), tau = gate$temperature),
-                           1L)$log_weights
+    lw <- cpp_gate_forward(U[rows, , drop = FALSE], spec,
+                           list(W = W, b0 = rep(0, k), tau = gate$temperature), 1L)$log_weights
     any(apply(lw, 2, function(v) diff(range(v))) > 1e-8)
   }, TRUE)
+  # Weights that vary over some rows vary over all: the first rows usually
+  # settle it, without two forward passes over large data.
+  head_rows <- seq_len(min(nrow(U), 2000L))
+  varies <- varies_on(head_rows)
+  if (!any(varies) && length(head_rows) < nrow(U)) varies <- varies_on(seq_len(nrow(U)))
   if (!any(varies)) {
     warning(structure(class = c("moe_constant_gate_warning", "warning", "condition"),
                       list(message = paste0(
@@ -335,24 +363,45 @@ make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling
   # Soft partition: a hard one would let the gate M-step separate the groups
   # perfectly and start from an extreme gate.
   R0 <- matrix(0.3 / k, dims$n, k)
-  R0[cbind(seq_len(dims$n), groups)] <- R0[cbind(seq_len(dims$n), groups)] + 0.7
+  at <- seq_len(dims$n) + (groups - 1) * as.numeric(dims$n)
+  R0[at] <- R0[at] + 0.7
   list(params = template_params(dims, expert, gate, resp_s), R0 = R0)
 }
 
 kmeans_groups <- function(X, Y, k) {
-  keep <- apply(X, 2, function(col) stats::sd(col) > 0)
-  data <- cbind(X[, keep, drop = FALSE], Y)
-  scales <- apply(data, 2, stats::sd)
-  data <- sweep(data, 2, ifelse(scales > 0, scales, 1), "/")
-  n <- nrow(data)
+  # Column by column, never a scaled (or transposed) copy of the whole data:
+  # at n = 1e6 those copies cost more than the clustering.
+  cols <- c(lapply(seq_len(ncol(X)), function(j) function() X[, j]),
+            lapply(seq_len(ncol(Y)), function(j) function() Y[, j]))
+  spread <- vapply(cols, function(col) stats::sd(col()), 0)
+  is_x <- seq_along(cols) <= ncol(X)
+  keep <- !is_x | spread > 0
+  cols <- cols[keep]
+  scales <- spread[keep]
+  scales[!(scales > 0)] <- 1
+  n <- nrow(X)
   # Cluster a subsample for large n, then assign every row to its nearest centre.
   sub <- if (n > 20000) sample.int(n, 20000) else seq_len(n)
-  if (n_distinct_rows(data[sub, , drop = FALSE]) < k) return(sample.int(k, n, replace = TRUE))
-  km <- tryCatch(stats::kmeans(data[sub, , drop = FALSE], centers = k, iter.max = 30),
-                 error = function(e) NULL)
+  data <- cbind(X[sub, keep[is_x], drop = FALSE], Y[sub, , drop = FALSE])
+  data <- sweep(data, 2, scales, "/")
+  if (n_distinct_rows(data) < k) return(sample.int(k, n, replace = TRUE))
+  km <- tryCatch(stats::kmeans(data, centers = k, iter.max = 30), error = function(e) NULL)
   if (is.null(km)) return(sample.int(k, n, replace = TRUE))
-  d2 <- vapply(seq_len(k), function(j) colSums((t(data) - km$centers[j, ])^2), numeric(n))
-  max.col(-matrix(d2, n, k), ties.method = "first")
+  # Squared distances to each centre, accumulated over the columns; the
+  # first nearest centre wins ties.
+  d2 <- rep(list(numeric(n)), k)
+  for (l in seq_along(cols)) {
+    v <- cols[[l]]() / scales[l]
+    for (j in seq_len(k)) d2[[j]] <- d2[[j]] + (v - km$centers[j, l])^2
+  }
+  group <- rep(1L, n)
+  best <- d2[[1]]
+  for (j in seq_len(k)[-1]) {
+    closer <- d2[[j]] < best
+    group[closer] <- j
+    best[closer] <- d2[[j]][closer]
+  }
+  group
 }
 
 # nrow(unique(m)) without unique.matrix()'s per-row R work (it pastes every
@@ -588,11 +637,13 @@ run_em <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   R0 <- if (is.null(start$R0)) matrix(0, 0, dims$k) else start$R0
   # The first M-step from a start's responsibilities is weighted like all others.
   if (!is.null(dims$weights) && nrow(R0) > 0) R0 <- R0 * dims$weights
-  res <- cpp_em_fit(X, resp$Y, U, gate_cpp_spec(gate),
+  # U = NULL: the gate input is the columns dims$gate_columns of X.
+  res <- cpp_em_fit(X, resp$Y, if (is.null(U)) matrix(0, 0, 0) else U, gate_cpp_spec(gate),
                     expert_cpp_spec(expert, resp$var_y, resp$n_classes),
                     cp$gate, cp$expert, R0,
                     c(control_cpp(control), list(weights = dims$weights, trace_label = label,
-                                                 trace_shift = dims$trace_shift)))
+                                                 trace_shift = dims$trace_shift,
+                                                 gate_columns = dims$gate_columns)))
   ok <- res$status == "ok" && is.finite(res$loglik) &&
     all(is.finite(unlist(res$gate))) && all(is.finite(unlist(res$expert)))
   list(params = if (ok) params_from_cpp(res$gate, res$expert, expert, dims),

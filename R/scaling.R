@@ -110,9 +110,18 @@ design_scaling <- function(X, U, y, expert, gate, method, weights = NULL) {
 
 scale_columns <- function(M, s) {
   if (ncol(M) == 0) return(M)
-  out <- sweep(sweep(M, 2, s$centre, "-"), 2, s$scale, "/")
-  if (s$icol > 0) out[, s$icol] <- 1
+  # Column by column into one copy (two sweep()s made two full-size copies);
+  # the same (x - centre) / scale, so the same numbers.
+  out <- M
   attributes(out) <- attributes(M)[c("dim", "dimnames")]
+  storage.mode(out) <- "double"
+  for (j in seq_len(ncol(M))) {
+    if (j == s$icol) {
+      out[, j] <- 1
+    } else if (s$centre[j] != 0 || s$scale[j] != 1) {
+      out[, j] <- (M[, j] - s$centre[j]) / s$scale[j]
+    }
+  }
   out
 }
 

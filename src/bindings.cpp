@@ -23,6 +23,9 @@ GateSpec gate_spec_from(const List& s, const List& control) {
   if (control.containsElementNamed("gate_maxit") && !Rf_isNull(control["gate_maxit"]))
     g.gate_maxit = Rcpp::as<int>(control["gate_maxit"]);
   if (control.containsElementNamed("gate_tol")) g.gate_tol = Rcpp::as<double>(control["gate_tol"]);
+  if (control.containsElementNamed("stop") && control.containsElementNamed("grad_tol") &&
+      Rcpp::as<std::string>(control["stop"]) == "gradient")
+    g.grad_tol = Rcpp::as<double>(control["grad_tol"]);
   if (control.containsElementNamed("gate_optimizer"))
     g.gate_optimizer = Rcpp::as<std::string>(control["gate_optimizer"]);
   return g;
@@ -118,7 +121,17 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   const GateSpec gs = gate_spec_from(gate_spec, control);
   const ExpertSpec es = expert_spec_from(expert_spec, control);
   MatrixXd U_store;
-  const CMat U = gate_input(gs.transform, Z, U_store);
+  // control$gate_columns = c(offset, q): the gate input is the q columns of X
+  // from `offset` (0-based; R checked that they are the gate's scaled input),
+  // read in place instead of from a second copy of the same numbers; Z is
+  // then unused.
+  const bool shared = control.containsElementNamed("gate_columns") &&
+                      !Rf_isNull(control["gate_columns"]);
+  Rcpp::IntegerVector gate_columns = shared ? Rcpp::IntegerVector(control["gate_columns"])
+                                            : Rcpp::IntegerVector(2);
+  const CMat U = shared ? CMat(Eigen::Map<const MatrixXd>(X.data() + gate_columns[0] * X.rows(),
+                                                          X.rows(), gate_columns[1]))
+                        : gate_input(gs.transform, Z, U_store);
   const Index k = Rcpp::as<MatrixXd>(gate_params["W"]).cols();
   Gate gate(gs, U.cols(), k);
   std::unique_ptr<Expert> expert = make_expert(es, X.cols(), k);

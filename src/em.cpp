@@ -242,6 +242,24 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
 const double kScoreCheckBelow = 1e-4;
 const int kMaxPolishes = 3;
 
+// Whether a polish is cheaper than letting EM reach the gradient rule. EM
+// converges linearly: the log-likelihood's increments shrink by a factor
+// `ratio` per iteration, and the distance to the maximum (so the gradient)
+// by about sqrt(ratio). A Newton polish costs about `n_free` + 2 evaluations
+// (one E-step and score pass each) per iteration, about an EM iteration
+// each. EM that stalls (no gain) or does not speed down (ratio >= 1) is
+// polished at once; a fast EM (a well-specified fit at large n, ratio ~0.3)
+// needs a few more iterations, not 80 evaluations of the score. Without a
+// measured rate (the first iteration, or just after a polish) EM goes on.
+bool polish_pays(double gain, double ratio, double criterion, double grad_tol, Index n_free) {
+  if (!(gain > 0)) return true;
+  if (std::isnan(ratio)) return false;  // no rate measured yet: one more EM iteration
+  if (!(ratio > 0) || !(ratio < 1)) return true;
+  if (!(criterion > grad_tol)) return false;
+  const double em_iterations = 2.0 * std::log(grad_tol / criterion) / std::log(ratio);
+  return em_iterations > static_cast<double>(n_free + 2);
+}
+
 }  // namespace
 
 EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
@@ -285,6 +303,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   };
   // Posterior buffers swap roles instead of being reallocated each iteration.
   MatrixXd R1, R2, Rx, R3;
+  double last_gain = std::numeric_limits<double>::quiet_NaN();
   for (int it = 1; it <= ctl.maxit; ++it) {
     GateParams g1 = gp;
     ExpertParams e1 = ep;
@@ -336,6 +355,8 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     res.trace.push_back(ll_new);
     res.iter = it;
     const double change = std::abs(ll_new - ll) / (std::abs(ll) + 1e-10);
+    const double gain = ll_new - ll, gain_ratio = gain / last_gain;
+    last_gain = gain;
     ll = ll_new;
     between(it, ll);
     if (!ctl.gradient_stop) {
@@ -356,13 +377,16 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
       break;
     }
     if (ctl.polish != EmControl::kNoPolish && change < ctl.polish_at &&
-        res.polishes < kMaxPolishes) {
+        res.polishes < kMaxPolishes &&
+        polish_pays(gain, gain_ratio, res.gradient_criterion, ctl.grad_tol,
+                    gate.n_par() + expert.n_par())) {
       res.polishes++;
       const bool gained =
           ctl.polish == EmControl::kNewton
               ? polish_newton(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res)
               : polish_fit(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res);
       if (gained) {
+        last_gain = std::numeric_limits<double>::quiet_NaN();  // EM's rate is measured afresh
         res.trace.push_back(ll);
         between(-it, ll);
         res.gradient_criterion = relative_gradient(

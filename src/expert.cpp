@@ -83,23 +83,21 @@ class GaussianExpert : public Expert {
     const Index n = X.rows();
     const VectorXd wsum = R.colwise().sum().transpose();
     if (act_->is_identity()) {
-      // Weighted least squares for all experts: acc = [X'R_i X | X'R_i y].
-      MatrixXd zero = MatrixXd::Zero(p_, k_ * (p_ + 1));
+      // Weighted least squares for all experts: column i of acc holds the
+      // packed upper triangle of X'R_i X (rows 0..T-1) and X'R_i y.
+      const Index T = p_ * (p_ + 1) / 2;
+      MatrixXd zero = MatrixXd::Zero(T + p_, k_);
       MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
         const auto Xb = X.middleRows(lo, len);
-        MatrixXd WX(len, p_);
-        for (Index i = 0; i < k_; ++i) {
-          const auto w = R.col(i).segment(lo, len).array();
-          WX = Xb.array().colwise() * w;
-          a.block(0, i * (p_ + 1), p_, p_).noalias() += WX.transpose().lazyProduct(Xb);
-          a.col(i * (p_ + 1) + p_).noalias() += WX.transpose().lazyProduct(Y.col(0).segment(lo, len));
-        }
+        const auto Rb = R.middleRows(lo, len);
+        add_weighted_grams(Xb, false, Rb, a.topRows(T));
+        const MatrixXd Ry = Rb.array().colwise() * Y.col(0).segment(lo, len).array();
+        a.bottomRows(p_).noalias() += Xb.transpose() * Ry;
       });
       for (Index i = 0; i < k_; ++i) {
         if (wsum(i) < kMinWeight) continue;
         VectorXd a;
-        if (!solve_normal_equations(acc.block(0, i * (p_ + 1), p_, p_),
-                                    acc.col(i * (p_ + 1) + p_), a))
+        if (!solve_normal_equations(unpack_gram(acc.col(i).head(T), p_), acc.col(i).tail(p_), a))
           continue;  // too little spread in this expert's data: keep its coefficients
         e.coef.col(i) = a;
       }

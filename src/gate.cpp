@@ -459,6 +459,9 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
     }
     MultinomOptions opt;
     opt.intercept = true;
+    // The rule's criterion divides the gradient by the number of (weighted)
+    // observations, the responsibilities' total.
+    if (spec_.grad_tol > 0) opt.grad_stop = 0.1 * spec_.grad_tol * R.sum();
     // The E-step's log-weights are the Newton start's log-probabilities, and
     // the pass that accepts the last step leaves the new log-weights in the
     // cache for the next E-step.

@@ -81,6 +81,10 @@ struct GateSpec {
   // Newton or L-BFGS iterations; one Fisher-scoring step per EM iteration).
   int gate_maxit = 0;
   double gate_tol = 1e-10;
+  // The tolerance of EM's gradient stopping rule, or 0 (the relative-change
+  // rule): the linear softmax's Newton M-step then also runs until its
+  // gradient meets a tenth of it (see MultinomOptions::grad_stop).
+  double grad_tol = 0.0;
   // Gate M-step of the non-linear gates: "fisher" (Fisher scoring with step
   // halving) or "lbfgs".
   std::string gate_optimizer = "fisher";

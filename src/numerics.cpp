@@ -132,7 +132,14 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
   if (logp_out && !logp0) logp_out->resize(n, km1 + 1);
   if (prob_out) prob_out->resize(n, km1);
   // Column 0: objective (row 0); columns 1..km1: gradient; then the Hessian.
-  MatrixXd zero = MatrixXd::Zero(std::max<Index>(p, m), gradient ? 1 + km1 + (hessian ? m : 0) : 1);
+  // Beyond kFusedMaxCoef coefficients the Hessian is accumulated as packed
+  // weighted Grams (add_weighted_grams(), one column per pair of categories
+  // c <= c2, after the Hessian's columns) and unpacked after the sum.
+  const bool packed = hessian && p > kFusedMaxCoef;
+  const Index n_tri = p * (p + 1) / 2, pairs = km1 * (km1 + 1) / 2;
+  const Index hess_cols = hessian ? (packed ? pairs : m) : 0;
+  MatrixXd zero = MatrixXd::Zero(std::max<Index>(packed ? n_tri : p, m),
+                                 gradient ? 1 + km1 + hess_cols : 1);
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
     const auto Tb = T.middleRows(lo, len);
     const auto Zb = Z.middleRows(lo, len);
@@ -199,29 +206,28 @@ MultinomEval multinom_eval(const CMat& Z, const CMat& T, const MatrixXd& B, int 
     a.block(off, 1, p - off, km1).noalias() += Zb.transpose().lazyProduct(resid);
     if (!hessian) return;
     // Block (c, c2) of the negative Hessian: Z1' diag(w) Z1 with Z1 = [1, Z]
-    // when the intercept is implicit; off-diagonal blocks are filled whole
-    // (only the upper triangle of the full matrix is read).
-    MatrixXd WZ(len, p - off);
-    ArrayXd w(len);
-    for (Index c = 0; c < km1; ++c) {
-      for (Index c2 = c; c2 < km1; ++c2) {
-        w = tot * prob.col(c) * ((c == c2 ? 1.0 : 0.0) - prob.col(c2));
-        auto blk = a.block(c * p, 1 + km1 + c2 * p, p, p);
-        WZ = Zb.array().colwise() * w;
-        blk.bottomRightCorner(p - off, p - off).noalias() += Zb.transpose().lazyProduct(WZ);
-        if (o.intercept) {
-          blk(0, 0) += w.sum();
-          const VectorXd zw = WZ.colwise().sum().transpose();
-          blk.row(0).tail(p - 1) += zw.transpose();
-          blk.col(0).tail(p - 1) += zw;
-        }
-      }
-    }
+    // when the intercept is implicit, w = tot p_c (delta_cc2 - p_c2).
+    MatrixXd w(len, pairs);
+    Index pr = 0;
+    for (Index c = 0; c < km1; ++c)
+      for (Index c2 = c; c2 < km1; ++c2, ++pr)
+        w.col(pr) = (tot * prob.col(c) * ((c == c2 ? 1.0 : 0.0) - prob.col(c2))).matrix();
+    add_weighted_grams(Zb, o.intercept, w, a.block(0, 1 + km1, n_tri, pairs));
   });
   MultinomEval out;
   out.objective = acc(0, 0);
   if (gradient) out.grad = acc.block(0, 1, p, km1);
-  if (hessian) {
+  if (packed) {
+    out.neg_hess.resize(m, m);
+    Index pr = 0;
+    for (Index c = 0; c < km1; ++c) {
+      for (Index c2 = c; c2 < km1; ++c2, ++pr) {
+        const MatrixXd blk = unpack_gram(acc.col(1 + km1 + pr).head(n_tri), p);
+        out.neg_hess.block(c * p, c2 * p, p, p) = blk;
+        out.neg_hess.block(c2 * p, c * p, p, p) = blk;
+      }
+    }
+  } else if (hessian) {
     out.neg_hess = acc.block(0, 1 + km1, m, m);
     out.neg_hess = out.neg_hess.selfadjointView<Eigen::Upper>();
   }
@@ -254,6 +260,10 @@ VectorXd damped_newton_step(const MatrixXd& H, const VectorXd& g, int attempts,
   }
   return VectorXd();
 }
+
+// Relative gains below this are not resolved by the objective's sum over
+// the data (rounding of ~1e6 terms): no step is tried for them.
+const double kRoundingGain = 1e-13;
 
 NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_steps,
                              double tol, int nthreads, const MultinomOptions& opt) {
@@ -310,7 +320,14 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
     // Half the Newton decrement predicts the remaining gain: stop before
     // spending a pass on a step that cannot matter.
     const double predicted = 0.5 * g.dot(delta);
-    if (predicted <= stop) break;
+    if (predicted <= stop) {
+      if (!(opt.grad_stop > 0) || predicted <= kRoundingGain * (std::abs(cur.objective) + 1.0))
+        break;
+      double worst = 0.0;
+      for (Index j = 0; j < m; ++j)
+        worst = std::max(worst, std::abs(g(j)) * std::max(std::abs(B(j)), 1.0));
+      if (worst <= opt.grad_stop) break;
+    }
     double t = 1.0;
     bool accepted = false, done = false;
     for (int h = 0; h < 30; ++h) {

@@ -114,6 +114,50 @@ inline void rows_times(const AType& A, const MatrixXd& B, Out&& out) {
   }
 }
 
+// Weighted cross-products of a block of design rows for several weight
+// columns at once: column c of `acc` (T x C, T = P (P + 1) / 2) receives the
+// upper triangle, packed column by column, of sum_r W(r, c) x_r x_r', with
+// x_r = [1, A_r] (`intercept`, P = A.cols() + 1) or A_r (P = A.cols()). The
+// products x_rj x_rl are formed once per row and block (T per row), and every
+// weight column then costs one matrix product Q'W (2 T per row): about half
+// the work of one X' diag(w) X per column, in one blocked product instead of
+// C lazy ones. Rows go in sub-blocks of 128 so that Q stays in cache.
+template <class AType, class WType, class Out>
+void add_weighted_grams(const AType& A, bool intercept, const WType& W, Out&& acc) {
+  const Index len = A.rows(), off = intercept ? 1 : 0, P = A.cols() + off;
+  const Index T = P * (P + 1) / 2;
+  const Index sub = 128;
+  MatrixXd Q(std::min(len, sub), T);
+  for (Index lo = 0; lo < len; lo += sub) {
+    const Index m = std::min(sub, len - lo);
+    if (Q.rows() != m) Q.resize(m, T);
+    Index t = 0;
+    for (Index l = 0; l < P; ++l) {
+      for (Index j = 0; j <= l; ++j, ++t) {
+        if (l < off) {
+          Q.col(t).setOnes();
+        } else if (j < off) {
+          Q.col(t) = A.col(l - off).segment(lo, m);
+        } else {
+          Q.col(t) = A.col(j - off).segment(lo, m).cwiseProduct(A.col(l - off).segment(lo, m));
+        }
+      }
+    }
+    acc.noalias() += Q.transpose() * W.middleRows(lo, m);
+  }
+}
+
+// Symmetric P x P matrix from the packed upper triangle of
+// add_weighted_grams() (`packed`: T values).
+template <class V>
+MatrixXd unpack_gram(const V& packed, Index P) {
+  MatrixXd G(P, P);
+  Index t = 0;
+  for (Index l = 0; l < P; ++l)
+    for (Index j = 0; j <= l; ++j, ++t) G(j, l) = G(l, j) = packed(t);
+  return G;
+}
+
 // log(sum_j exp(A(r, j))) of one row, without overflow.
 inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   const Index k = A.cols();
@@ -155,8 +199,14 @@ struct NewtonResult {
 // same for the probabilities of the first K - 1 categories (n x (K - 1));
 // prob0 is read only together with logp0, and saves the exponentials of the
 // first evaluation. Buffers of the right size are reused.
+// `grad_stop` (> 0): the solve does not stop on a small predicted gain while
+// some coefficient's |gradient| max(|B_j|, 1) exceeds it (the gradient
+// stopping rule of EM, which a gain test relative to the objective cannot
+// see at large n: EM would stall there), down to gains at the objective's
+// rounding level.
 struct MultinomOptions {
   double ridge = 0.0;
+  double grad_stop = 0.0;
   bool intercept = false;
   const MatrixXd* logp0 = nullptr;
   MatrixXd* logp_out = nullptr;

@@ -1,0 +1,103 @@
+# The per-iteration engine and the fit's fixed costs (issue 16 item 4): the
+# shared gate input, the k-means assignment, the gate M-step under the
+# gradient rule and the polish's cost rule.
+
+# Two softmax-gated Gaussian experts on two covariates (gate z = x).
+engine_data <- function(n, seed) {
+  set.seed(seed)
+  x <- matrix(rnorm(2 * n), n, 2)
+  first <- runif(n) < plogis(0.2 + 3 * x[, 1] - x[, 2])
+  mu <- ifelse(first, 1 + 2 * x[, 1], -1 - x[, 1] + x[, 2])
+  list(x = x, y = mu + rnorm(n, sd = ifelse(first, sqrt(0.2), sqrt(0.3))))
+}
+
+test_that("a gate input read from the expert design in place gives the same fit", {
+  dat <- engine_data(600, 7)
+  X <- cbind(1, dat$x)
+  spec <- cpp_spec(gate_softmax())
+  g <- list(W = cbind(c(0.5, -0.3), c(-0.4, 0.2), c(0, 0)), b0 = c(0.1, -0.2, 0), tau = 1)
+  e <- list(coef = cbind(c(0.5, 1, 0), c(-0.5, -1, 0.5), c(0, 0.3, -0.2)), sigma2 = c(0.5, 0.6, 0.7))
+  ctl <- list(tol = 1e-10, maxit = 30L, nthreads = 1L)
+  own <- moegate:::cpp_em_fit(X, matrix(dat$y), dat$x, spec, cpp_gaussian_spec(), g, e,
+                              matrix(0, 0, 0), ctl)
+  shared <- moegate:::cpp_em_fit(X, matrix(dat$y), matrix(0, 0, 0), spec, cpp_gaussian_spec(),
+                                 g, e, matrix(0, 0, 0), c(ctl, list(gate_columns = c(1L, 2L))))
+  expect_identical(shared$gate, own$gate)
+  expect_identical(shared$expert, own$expert)
+  expect_identical(shared$loglik, own$loglik)
+  expect_identical(shared$posterior, own$posterior)
+})
+
+test_that("the gate input is shared exactly when it is the scaled design's columns 2..p", {
+  set.seed(4)
+  x <- cbind(a = runif(50), b = rnorm(50))
+  X <- cbind(`(Intercept)` = 1, x)
+  share <- function(U, gate = gate_softmax()) {
+    sc <- moegate:::design_scaling(X, U, rnorm(50), expert_gaussian(), gate, "ml")
+    moegate:::shares_gate_columns(X, U, gate, sc)
+  }
+  expect_true(share(x))
+  expect_false(share(x[, 2:1]))                 # other order
+  expect_false(share(x[, 1, drop = FALSE]))     # a subset
+  expect_false(share(x + 1e-9))                 # other numbers
+  expect_false(share(x, gate_cosine()))         # not centred like X
+  expect_false(share(x, gate(activation = "tanh")))
+})
+
+test_that("the k-means assignment is the nearest-centre rule of the data scaled by column", {
+  set.seed(8)
+  n <- 300
+  X <- cbind(1, runif(n), rnorm(n, sd = 3))
+  Y <- matrix(rnorm(n))
+  set.seed(2)
+  got <- moegate:::kmeans_groups(X, Y, 3)
+  # Reference: the whole scaled data, kmeans from the same seed, then every
+  # row to its nearest centre (first on ties).
+  set.seed(2)
+  keep <- apply(X, 2, sd) > 0
+  data <- cbind(X[, keep], Y)
+  data <- sweep(data, 2, apply(data, 2, sd), "/")
+  km <- stats::kmeans(data, centers = 3, iter.max = 30)
+  d2 <- sapply(1:3, function(j) colSums((t(data) - km$centers[j, ])^2))
+  expect_identical(got, max.col(-d2, ties.method = "first"))
+})
+
+test_that("under the gradient rule the softmax gate M-step meets the rule's gradient", {
+  dat <- engine_data(3000, 5)
+  spec <- cpp_spec(gate_softmax())
+  g <- list(W = cbind(c(0.5, -0.3), c(0, 0)), b0 = c(0.1, 0), tau = 1)
+  # Responsibilities close to the gate's own weights at g: the M-step's gain
+  # is tiny, below gate_tol relative to the objective.
+  lw <- moegate:::cpp_gate_forward(dat$x, spec, g, 1L)$log_weights
+  R <- exp(lw)
+  R[, 1] <- R[, 1] + 2e-6 * sign(dat$x[, 1])
+  R <- pmin(pmax(R, 0), 1)
+  R <- R / rowSums(R)
+  crit <- function(ctl) {
+    p <- moegate:::cpp_gate_mstep(dat$x, R, spec, g, ctl)$params
+    o <- moegate:::cpp_gate_objective(dat$x, R, spec, p, NULL, 1L)
+    max(abs(o$gradient) * pmax(abs(o$theta), 1)) / nrow(R)
+  }
+  loose <- crit(list(nthreads = 1L, gate_tol = 1e-10, stop = "loglik", grad_tol = 1e-7))
+  tight <- crit(list(nthreads = 1L, gate_tol = 1e-10, stop = "gradient", grad_tol = 1e-7))
+  expect_gt(loose, 1e-7)
+  expect_lte(tight, 1e-7)
+})
+
+test_that("a fast EM reaches the gradient rule without a polish; a stalled one is polished", {
+  set.seed(2)
+  n <- 4000
+  x <- matrix(runif(2 * n, -1, 1), n)
+  first <- runif(n) < plogis(3 * x[, 1] - 2 * x[, 2])
+  y <- ifelse(first, 1 + 2 * x[, 1], -1 - x[, 2]) + rnorm(n, sd = 0.3)
+  set.seed(1)
+  fit <- moe(x, y, k = 2)
+  expect_identical(fit$converged, c(gradient = TRUE))
+  expect_lte(fit$gradient_criterion, 1e-6)
+  expect_identical(fit$polish[["runs"]], 0)
+  # Over-specified (k = 3 for a 2-expert truth): EM crawls and the polish runs.
+  set.seed(1)
+  over <- moe(x, y, k = 3)
+  expect_gt(over$polish[["runs"]], 0)
+  expect_true(over$loglik >= fit$loglik)
+})
