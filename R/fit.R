@@ -131,7 +131,7 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
     lapply(seq_len(n_starts), function(s) {
       label <- if (n_starts > 1) sprintf("start %d/%d: ", s, n_starts) else ""
       if (control$trace > 0 && n_starts > 1) cat(sprintf("Start %d of %d\n", s, n_starts))
-      r <- runner(starts[[s]], resp = resp_s, X = Xs, U = Us, expert = expert, gate = gate,
+      r <- runner(start_responsibilities(starts[[s]], k), resp = resp_s, X = Xs, U = Us, expert = expert, gate = gate,
                   control = control, dims = dims, label = label)
       r <- run_to_original_units(r, scaling, expert, method, log_jacobian)
       tick(message = sprintf("start %d/%d", s, n_starts))
@@ -360,12 +360,24 @@ make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling
     return(list(params = params, R0 = NULL))
   }
   groups <- if (init == "kmeans") kmeans_groups(X, resp$Y, k) else sample.int(k, dims$n, replace = TRUE)
-  # Soft partition: a hard one would let the gate M-step separate the groups
-  # perfectly and start from an extreme gate.
-  R0 <- matrix(0.3 / k, dims$n, k)
-  at <- seq_len(dims$n) + (groups - 1) * as.numeric(dims$n)
+  # The n x k responsibilities are built from the groups when the start runs
+  # (start_responsibilities()), so that the starts of a fit do not all hold
+  # theirs at once.
+  list(params = template_params(dims, expert, gate, resp_s), groups = groups)
+}
+
+# A start's responsibilities R0: a soft partition of its groups (a hard one
+# would let the gate M-step separate the groups perfectly and start from an
+# extreme gate).
+start_responsibilities <- function(start, k) {
+  if (is.null(start$groups)) return(start)
+  n <- length(start$groups)
+  R0 <- matrix(0.3 / k, n, k)
+  at <- seq_len(n) + (start$groups - 1) * as.numeric(n)
   R0[at] <- R0[at] + 0.7
-  list(params = template_params(dims, expert, gate, resp_s), R0 = R0)
+  start$R0 <- R0
+  start$groups <- NULL
+  start
 }
 
 kmeans_groups <- function(X, Y, k) {

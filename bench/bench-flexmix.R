@@ -30,6 +30,13 @@
 # their reported parameters (flexmix: `parameters()` of the components and of
 # the concomitant model).
 #
+# BENCH_DEFAULTS=only runs just the comparison at each package's defaults
+# instead (n = BENCH_N, default 2e4): moe(y ~ x1 + x2, k = 3, control =
+# moe_control(n_starts = 3)) against stepFlexmix(..., k = 3, nrep = 3) with
+# the softmax concomitant model, each from its own starts, side by side
+# BENCH_REPS times (alternating); the medians of the CPU seconds and of their
+# per-repetition ratio are written to results-flexmix-defaults.csv.
+#
 # Times: elapsed (system.time) as asked, and CPU seconds (user + system). Both
 # fits are single-threaded, so on a machine shared with other processes the
 # CPU time is the better estimate of the elapsed time on an idle machine; the
@@ -183,7 +190,49 @@ run_starts <- function(n, n_starts) {
       mg$value, fx$value[[which.max(lls)]])
 }
 
+run_defaults <- function(n, reps) {
+  s <- simulate_moe(n, truth$W, truth$b0, truth$coef, truth$sigma2, seed = 20240 + n %% 997)
+  one <- function(r) {
+    set.seed(100 + r)
+    mg <- time_call(function() moe(y ~ x1 + x2, data = s$data, k = k,
+                                   control = moe_control(n_starts = 3)))
+    set.seed(100 + r)
+    fx <- time_call(function() stepFlexmix(y ~ x1 + x2, data = s$data, k = k, nrep = 3,
+                                           model = FLXMRglm(),
+                                           concomitant = FLXPmultinom(~ x1 + x2),
+                                           verbose = FALSE))
+    report_warnings(paste("defaults, n =", n), mg, fx)
+    fm <- mg$value
+    ff <- fx$value
+    data.frame(n = n, rep = r, moegate_cpu = mg$cpu, flexmix_cpu = fx$cpu,
+               ratio_cpu = fx$cpu / mg$cpu, moegate_s = mg$seconds, flexmix_s = fx$seconds,
+               moegate_loglik = fm$loglik, flexmix_loglik = as.numeric(logLik(ff)),
+               loglik_diff = fm$loglik - as.numeric(logLik(ff)), moegate_iter = fm$iter,
+               moegate_converged = isTRUE(fm$converged), moegate_polish_runs = fm$polish[["runs"]],
+               load_average = load_average())
+  }
+  do.call(rbind, lapply(seq_len(reps), one))
+}
+
 cat("Machine:", machine_info(), "\n")
+if (identical(Sys.getenv("BENCH_DEFAULTS"), "only")) {
+  n <- as.numeric(Sys.getenv("BENCH_N", "2e4"))
+  res <- run_defaults(n, reps)
+  print(res, row.names = FALSE)
+  med <- data.frame(n = n, reps = reps, moegate_cpu = stats::median(res$moegate_cpu),
+                    flexmix_cpu = stats::median(res$flexmix_cpu),
+                    median_ratio_cpu = stats::median(res$ratio_cpu),
+                    min_ratio_cpu = min(res$ratio_cpu), max_ratio_cpu = max(res$ratio_cpu),
+                    moegate_loglik = stats::median(res$moegate_loglik),
+                    flexmix_loglik = stats::median(res$flexmix_loglik),
+                    min_loglik_diff = min(res$loglik_diff))
+  cat("\n")
+  print(med, row.names = FALSE)
+  out <- bench_output("results-flexmix-defaults.csv")
+  utils::write.csv(res, out, row.names = FALSE)
+  cat("Written:", out, "\n")
+  quit(save = "no")
+}
 cat("flexmix", as.character(utils::packageVersion("flexmix")), "; fastest of", reps,
     "timed runs each; load average", load_average(), "\n\n")
 rows <- list()

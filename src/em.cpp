@@ -70,8 +70,10 @@ VectorXd free_score(const Gate& gate, const Expert& expert, const CMat& X, const
                     const MatrixXd& R, EStepWork& work, int nthreads) {
   GateCache& c = work.cache;
   if (!cache_at(c, gp, X.rows(), true)) gate.forward(U, gp, c, nthreads);
-  // Fisher's identity: the score is the EM objective's gradient at R.
-  MatrixXd dH;
+  // Fisher's identity: the score is the EM objective's gradient at R. The
+  // n x k logit gradients go into the fit's work array (this runs at every
+  // iteration under the gradient rule).
+  MatrixXd& dH = work.dH;
   gate.em_dlogits(c, R, dH, nthreads);
   const VectorXd gg = gate.backward(U, gp, c, dH, nthreads);
   const VectorXd ge = expert.free_gradient(expert.gradient(X, Y, R, ep, nthreads), ep);
@@ -283,7 +285,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     res.gate = gp;
     res.expert = ep;
     res.loglik = ll;
-    res.posterior = R;
+    res.posterior.swap(R);
     return res;
   }
   // One EM map: M-step from responsibilities Rin, then the E-step.
@@ -411,7 +413,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   res.loglik = ll;
   // The fit reports the posterior itself, not its weighted version.
   if (cw) e_step(gate, expert, X, Y, U, gp, ep, R, nt);
-  res.posterior = R;
+  res.posterior.swap(R);  // handed over, not copied (n x k)
   return res;
 }
 

@@ -57,6 +57,7 @@ struct EmResult {
 struct EStepWork {
   GateCache cache;
   MatrixXd logF;
+  MatrixXd dH;  // logit gradients of free_score()
 };
 
 // Log-likelihood and posterior at given parameters; `work` (optional) keeps
