@@ -37,3 +37,7 @@ cpp_gate_info <- function(gate_spec, q, k) {
     .Call(`_moegate_cpp_gate_info`, gate_spec, q, k)
 }
 
+cpp_thread_count <- function(requested, n) {
+    .Call(`_moegate_cpp_thread_count`, requested, n)
+}
+

@@ -33,7 +33,11 @@
 #'   starts 2, 4, ... are now random partitions (earlier versions drew every
 #'   start by k-means: `init = "kmeans"` does that).
 #' @param nthreads Number of OpenMP threads used over observations. Results do
-#'   not depend on it. On a machine busy with other work, GNU OpenMP's threads
+#'   not depend on it (rows are processed in fixed blocks of 1024 and every sum
+#'   over them is taken in block order). Each pass over the data uses at most
+#'   one thread per 16384 rows, so fits with fewer than 32768 observations run
+#'   on one thread whatever `nthreads` says: below that a second thread costs
+#'   more than it saves (measured in `bench/bench-threads.R`). On a machine busy with other work, GNU OpenMP's threads
 #'   spin while they wait and two threads can be slower than one (measured:
 #'   1.8x slower, n = 1e5, load 7 on 2 cores); starting R with the environment
 #'   variable `OMP_WAIT_POLICY=PASSIVE` removes that (same run: 2 threads as

@@ -163,6 +163,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_thread_count
+Rcpp::List cpp_thread_count(int requested, double n);
+RcppExport SEXP _moegate_cpp_thread_count(SEXP requestedSEXP, SEXP nSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< int >::type requested(requestedSEXP);
+    Rcpp::traits::input_parameter< double >::type n(nSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_thread_count(requested, n));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_em_fit", (DL_FUNC) &_moegate_cpp_em_fit, 9},
@@ -174,6 +186,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 10},
     {"_moegate_cpp_expert_eval", (DL_FUNC) &_moegate_cpp_expert_eval, 5},
     {"_moegate_cpp_gate_info", (DL_FUNC) &_moegate_cpp_gate_info, 3},
+    {"_moegate_cpp_thread_count", (DL_FUNC) &_moegate_cpp_thread_count, 2},
     {NULL, NULL, 0}
 };
 

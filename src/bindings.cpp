@@ -368,3 +368,12 @@ Rcpp::List cpp_gate_info(const List gate_spec, int q, int k) {
                       Named("b_reference") = gate.b_reference(),
                       Named("normalized") = gate.normalised());
 }
+
+// The number of threads a parallel region over n rows uses when `requested`
+// are asked for (the minimum-work rule), and the rule's rows per thread;
+// for tests and bench/bench-threads.R.
+// [[Rcpp::export]]
+Rcpp::List cpp_thread_count(int requested, double n) {
+  return List::create(Named("threads") = thread_count(requested, static_cast<Index>(n)),
+                      Named("min_rows_per_thread") = static_cast<double>(kMinRowsPerThread));
+}

@@ -169,6 +169,30 @@ bool polish_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
                          work, ctl, res);
 }
 
+// Newton has stalled (and the fit runs no further polish: the next one
+// would creep up the same ridge) when its last kStallWindow iterations gained less than
+// kStallGain log-likelihood units together and its gains are not shrinking
+// (the last is more than a tenth of the first of them). Near a maximum,
+// regular or degenerate (over-specified fits: Newton then converges
+// linearly), the gains shrink geometrically, by a factor 0.2-0.3 per
+// iteration or faster; constant tiny gains mean the log-likelihood creeps up
+// a ridge with no maximum in reach (multinomial experts separating, a
+// temperature running off, the kink of a non-smooth gate), where each
+// iteration costs a pass per free coordinate and the gradient rule is never
+// met: 100 such iterations, three polishes per fit, made fits at n = 2000
+// take 10-40 s. Large gains (Newton's damped phase far from the maximum,
+// 0.1-0.3 per iteration in the over-specified benchmark) never stall.
+const int kStallWindow = 10;
+const double kStallGain = 0.05;
+
+bool newton_stalled(const std::vector<double>& gains) {
+  const size_t w = kStallWindow;
+  if (gains.size() < w) return false;
+  double sum = 0.0;
+  for (size_t i = gains.size() - w; i < gains.size(); ++i) sum += gains[i];
+  return sum < kStallGain && gains.back() > 0.1 * gains[gains.size() - w];
+}
+
 // Newton's method on the full log-likelihood over the free coordinates from
 // (gp, ep): the observed information by forward differences of the analytic
 // score (one evaluation per coordinate, steps relative to each coordinate's
@@ -179,7 +203,7 @@ bool polish_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
 // gradient rule holds or no step gains. Updates (gp, ep, R, ll) when it gained.
 bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
                    const CMat& U, GateParams& gp, ExpertParams& ep, MatrixXd& R, double& ll,
-                   EStepWork& work, const EmControl& ctl, EmResult& res) {
+                   EStepWork& work, const EmControl& ctl, EmResult& res, bool& stalled) {
   if (!expert.free_ok(ep)) return false;
   const Index ng = gate.n_par(), ne = expert.n_par(), m = ng + ne;
   const double n = n_obs(X, ctl);
@@ -203,8 +227,13 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
   bool moved = false;
   MatrixXd H(m, m);
   VectorXd gj;
+  std::vector<double> gains;  // of the accepted iterations
   for (int it = 0; it < ctl.polish_maxit; ++it) {
     if (relative_gradient(g, x, n) <= ctl.grad_tol) break;
+    if (newton_stalled(gains)) {
+      stalled = true;
+      break;
+    }
     bool ok = true;
     for (Index j = 0; j < m && ok; ++j) {
       const double h = 1e-6 * std::max(std::abs(x(j)), 1.0);
@@ -225,6 +254,7 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
       VectorXd gt;
       const double ft = eval(xt, &gt);
       if (std::isfinite(ft) && gt.allFinite() && ft > f) {
+        gains.push_back(ft - f);
         x = xt;
         f = ft;
         g = gt;
@@ -306,6 +336,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   // Posterior buffers swap roles instead of being reallocated each iteration.
   MatrixXd R1, R2, Rx, R3;
   double last_gain = std::numeric_limits<double>::quiet_NaN();
+  bool polish_stalled = false;  // a Newton polish stalled: run no more
   for (int it = 1; it <= ctl.maxit; ++it) {
     GateParams g1 = gp;
     ExpertParams e1 = ep;
@@ -379,13 +410,13 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
       break;
     }
     if (ctl.polish != EmControl::kNoPolish && change < ctl.polish_at &&
-        res.polishes < kMaxPolishes &&
+        res.polishes < kMaxPolishes && !polish_stalled &&
         polish_pays(gain, gain_ratio, res.gradient_criterion, ctl.grad_tol,
                     gate.n_par() + expert.n_par())) {
       res.polishes++;
       const bool gained =
           ctl.polish == EmControl::kNewton
-              ? polish_newton(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res)
+              ? polish_newton(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res, polish_stalled)
               : polish_fit(gate, expert, X, Y, U, gp, ep, R, ll, work, ctl, res);
       if (gained) {
         last_gain = std::numeric_limits<double>::quiet_NaN();  // EM's rate is measured afresh

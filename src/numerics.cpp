@@ -22,9 +22,10 @@ const ForkHandler fork_handler;
 
 }  // namespace
 
-int thread_count(int requested) {
+int thread_count(int requested, Index n) {
   if (requested < 1 || forked_child) return 1;
-  return requested;
+  const Index by_work = std::max<Index>(1, n / std::max<Index>(kMinRowsPerThread, 1));
+  return static_cast<int>(std::min<Index>(requested, by_work));
 }
 
 namespace {

@@ -38,43 +38,73 @@ const Index kBlockRows = 1024;
 
 inline Index n_blocks(Index n) { return (n + kBlockRows - 1) / kBlockRows; }
 
-// The number of threads a parallel region may use: `requested`, or 1 in a
-// process forked from one whose OpenMP thread pool may be alive (GNU
-// OpenMP's pool does not survive fork(): a parallel region in the child of
-// parallel::mclapply() or future's multicore plan waits forever for threads
-// that do not exist). Results do not depend on it (fixed blocks, ordered
-// reductions), so a forked child computes the parent's numbers.
-int thread_count(int requested);
+// Minimum-work rule: a parallel region over n rows uses at most
+// n / kMinRowsPerThread threads, so each thread gets at least this many rows.
+// A region over fewer rows runs on the calling thread and opens no parallel
+// region at all: its work (tens of microseconds) is less than what waking
+// and joining a second thread costs, and on a loaded machine GNU OpenMP's
+// spinning threads made small fits 2.4-17x slower with 2 threads than with 1.
+// bench/bench-threads.R (bench/results-threads-norule.csv, load 12-14 on 2
+// cores, without the rule): 2 threads took 0.05-0.16x the speed of one for
+// Gaussian fits at n = 2048-16384, 0.37x at 32768, 0.69x at 65536; a
+// multinomial workload 0.05-0.4x at n <= 16384, 0.51x at 32768, 0.78x at
+// 65536. On a quiet machine 2 threads gave 1.7-1.9x at n = 1e5-1e6 (issue
+// 16). 16384 rows per thread (>= 0.3 ms of work per thread and pass even for
+// the cheapest pass) keeps the region overhead small where threads can pay
+// at all. Build with MOEGATE_CPPFLAGS=-DMOEGATE_MIN_PARALLEL_ROWS=1
+// in the environment of R CMD INSTALL to measure without the rule.
+#ifndef MOEGATE_MIN_PARALLEL_ROWS
+#define MOEGATE_MIN_PARALLEL_ROWS 16384
+#endif
+const Index kMinRowsPerThread = MOEGATE_MIN_PARALLEL_ROWS;
+
+// The number of threads a parallel region over n rows may use: `requested`,
+// capped by the minimum-work rule above, or 1 in a process forked from one
+// whose OpenMP thread pool may be alive (GNU OpenMP's pool does not survive
+// fork(): a parallel region in the child of parallel::mclapply() or future's
+// multicore plan waits forever for threads that do not exist). Results do
+// not depend on it (fixed blocks, ordered reductions), so a forked child, or
+// a fit just below the threshold, computes the same numbers.
+int thread_count(int requested, Index n);
 
 // Run f(lo, len) on every block; f must only write to rows [lo, lo + len).
 template <class F>
 void parallel_blocks(Index n, int requested, F f) {
-  const int nthreads = thread_count(requested);
+  const int nthreads = thread_count(requested, n);
   const Index nb = n_blocks(n);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && nb > 1)
-#endif
-  for (Index b = 0; b < nb; ++b) {
+  auto run = [&](Index b) {
     const Index lo = b * kBlockRows;
-    const Index len = std::min(kBlockRows, n - lo);
-    f(lo, len);
+    f(lo, std::min(kBlockRows, n - lo));
+  };
+  if (nthreads <= 1 || nb <= 1) {  // no OpenMP runtime call at all
+    for (Index b = 0; b < nb; ++b) run(b);
+    return;
   }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+#endif
+  for (Index b = 0; b < nb; ++b) run(b);
 }
 
 // Deterministic sum over blocks: f(lo, len, acc) adds the block's contribution
 // to acc, which starts as a copy of `zero`.
 template <class Acc, class F>
 Acc block_sum(Index n, int requested, const Acc& zero, F f) {
-  const int nthreads = thread_count(requested);
+  const int nthreads = thread_count(requested, n);
   const Index nb = n_blocks(n);
   std::vector<Acc> part(static_cast<size_t>(nb), zero);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && nb > 1)
-#endif
-  for (Index b = 0; b < nb; ++b) {
+  auto run = [&](Index b) {
     const Index lo = b * kBlockRows;
-    const Index len = std::min(kBlockRows, n - lo);
-    f(lo, len, part[static_cast<size_t>(b)]);
+    f(lo, std::min(kBlockRows, n - lo), part[static_cast<size_t>(b)]);
+  };
+  // The same blocks and the same order of the final sum on either path.
+  if (nthreads <= 1 || nb <= 1) {
+    for (Index b = 0; b < nb; ++b) run(b);
+  } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+#endif
+    for (Index b = 0; b < nb; ++b) run(b);
   }
   Acc total = zero;
   for (Index b = 0; b < nb; ++b) total += part[static_cast<size_t>(b)];

@@ -14,13 +14,15 @@ test_that("fits in forked children finish and equal the parent's", {
   res <- callr::r(function() {
     library(moegate)
     set.seed(1)
-    n <- 3000  # more than one block of rows, so two threads are really used
+    # Above the minimum-work rule's 2 * 16384 rows (numerics.h), so the
+    # parent's passes really run on two threads.
+    n <- 2 * moegate:::cpp_thread_count(2L, 1)$min_rows_per_thread + 1000
     d <- data.frame(x = runif(n, -1, 1))
     d$y <- ifelse(runif(n) < plogis(3 * d$x), 1 + 2 * d$x, -1 - d$x) + rnorm(n, sd = 0.3)
     fit_once <- function() {
       set.seed(2)
       moe(y ~ x, data = d, k = 2, gate = gate_cosine(),
-          control = moe_control(nthreads = 2, maxit = 50))$loglik
+          control = moe_control(nthreads = 2, maxit = 20))$loglik
     }
     parent <- suppressWarnings(fit_once())
     children <- parallel::mclapply(1:2, function(i) suppressWarnings(fit_once()),

@@ -194,8 +194,9 @@ random_fit_cases <- function(n_cases, n_max) {
     list(gate = sample(gates, 1), family = sample(c("gaussian", "tanh", "multinomial"), 1,
                                                   prob = c(0.45, 0.15, 0.4)),
          lsq = FALSE, k = sample(1:3, 1),
-         # Every tenth fit spans two blocks of rows (1024), where the thread
-         # count could matter.
+         # Every tenth fit spans two blocks of rows (1024). Below 2 *
+         # MOEGATE_MIN_PARALLEL_ROWS rows (numerics.h) both thread counts run
+         # on one thread; test-threads.R checks identity on both sides of it.
          n = if (i %% 10 == 0) sample(1100:max(1100, n_max), 1) else
            sample(60:(if (n_max >= 2000) n_max else 300), 1),
          shift = sample(c(0, 0, 0, 50, 1e4), 1),
@@ -257,7 +258,8 @@ check_random_fit <- function(s, env) {
     return(list(refused = TRUE, ok = ok, message = conditionMessage(first_fit), elapsed = elapsed))
   }
   again <- fit_once(1)
-  # Below one block of rows both thread counts run the same single block.
+  # Below one block of rows both thread counts run the same single block;
+  # above it nthreads = 2 is still requested end to end.
   threads <- if (n > 1024) fit_once(2) else again
   values <- unlist(first_fit$params)
   tr <- first_fit$trace
