@@ -275,30 +275,267 @@ class MultinomialExpert : public Expert {
     });
   }
 
+  // Newton on Q_i(B) = sum_n R_ni log p(y_n | x_n, B), warm-started at the
+  // current coefficients, with the exact Hessian and a step whose ascent is
+  // certified by Boehning's bound instead of a trial evaluation: the negative
+  // Hessian of a multinomial log-likelihood never exceeds
+  // A (x) S, A = (I - 11'/K) / 2, S = sum_n R_ni t_n x_n x_n' (t_n the row's
+  // count), so Q(B + d) >= Q(B) + g'd - d'(A (x) S)d / 2 for every d (the
+  // minorizer of the MM algorithms for multinomial-logistic experts, e.g.
+  // arXiv 2602.07997). A Newton step with g'd >= d'(A (x) S)d / 2 cannot
+  // lower Q_i; one pass over the data (exponentials only, no logarithms)
+  // gives g, the Hessian and S. Where the bound is loose (fitted probabilities
+  // near 0 or 1) the full step is certified by a pass without logarithms
+  // (q_change_lower()), else checked by one exact pass, and if that fails too
+  // the step with the larger certified gain is taken: the Newton direction
+  // scaled to the minorizer's maximum, or the MM step (A (x) S)^{-1} g. Q_i
+  // never decreases, so EM stays monotone. Near convergence a Newton step
+  // predicted to gain less than sqrt(expert_tol) relative leaves a remainder
+  // of second order: the solve stops there, one pass per expert per EM
+  // iteration (it was two passes with a logarithm per row each).
   void mstep(const CMat& X, const CMat& Y, const CMat& R, ExpertParams& e,
              int nthreads) const override {
+    const VectorXd counts = Y.rowwise().sum();
     for (Index i = 0; i < k_; ++i) {
-      if (R.col(i).sum() < kMinWeight) continue;
-      const MatrixXd T = Y.array().colwise() * R.col(i).array();
+      const double wsum = R.col(i).sum();
+      if (wsum < kMinWeight) continue;
       MatrixXd B = e.coef.middleCols(i * km1_, km1_);
-      multinom_newton(X, T, B, spec_.expert_maxit, spec_.expert_tol, nthreads);
+      newton_mm(X, Y, R.col(i), counts, B, nthreads);
       if (B.allFinite()) e.coef.middleCols(i * km1_, km1_) = B;
     }
   }
 
+  // The score of sum_ni R_ni log p_i(y_n | x_n) wrt B_i is
+  // X' (R_i (y_c - t_n p_ic))_c with t_n the row's count: one pass over the
+  // data for all experts, exponentials only (no logarithms, no objective),
+  // where a multinom_objective() call per expert made k passes with a
+  // logarithm per row each. The polish and the gradient stopping rule
+  // evaluate it once per score.
   VectorXd gradient(const CMat& X, const CMat& Y, const CMat& R,
                     const ExpertParams& e, int nthreads) const override {
-    ExpertParams g = e;
-    for (Index i = 0; i < k_; ++i) {
-      const MatrixXd T = Y.array().colwise() * R.col(i).array();
-      MatrixXd gi;
-      multinom_objective(X, T, e.coef.middleCols(i * km1_, km1_), nthreads, &gi);
-      g.coef.middleCols(i * km1_, km1_) = gi;
-    }
-    return pack(g);
+    const Index n = X.rows(), m = k_ * km1_;
+    MatrixXd zero = MatrixXd::Zero(p_, m);
+    MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
+      const auto Xb = X.middleRows(lo, len);
+      MatrixXd eta(len, m);
+      rows_times(Xb, e.coef, eta);
+      for (Index r = 0; r < len; ++r) {
+        double t = Y(lo + r, km1_);
+        for (Index c = 0; c < km1_; ++c) t += Y(lo + r, c);
+        for (Index i = 0; i < k_; ++i) {
+          double mx = 0.0;  // the reference class's logit
+          for (Index c = 0; c < km1_; ++c) mx = std::max(mx, eta(r, i * km1_ + c));
+          double s = exp_nonpos(-mx);
+          for (Index c = 0; c < km1_; ++c) {
+            double& v = eta(r, i * km1_ + c);
+            v = exp_nonpos(v - mx);
+            s += v;
+          }
+          const double w = R(lo + r, i), scale = w * t / s;
+          for (Index c = 0; c < km1_; ++c) {
+            double& v = eta(r, i * km1_ + c);
+            v = w * Y(lo + r, c) - scale * v;
+          }
+        }
+      }
+      a.noalias() += Xb.transpose().lazyProduct(eta);
+    });
+    return Eigen::Map<const VectorXd>(acc.data(), acc.size());
   }
 
  private:
+  // Gradient g (p x (K-1), column c for class c), negative Hessian H (block
+  // (c, c2) at rows c p, columns c2 p, i.e. column-major vec(B) order) and
+  // S = sum_n w_n t_n x_n x_n' of Q(B) = sum_n w_n log p(y_n | x_n, B), one pass.
+  void grad_hess(const CMat& X, const CMat& Y, const VectorXd& w, const VectorXd& counts,
+                 const MatrixXd& B, MatrixXd& g, MatrixXd& H, MatrixXd& S,
+                 MatrixXd& prob, int nthreads) const {
+    const Index n = X.rows(), m = p_ * km1_;
+    // Columns: [0, km1) gradient, then km1 (km1 + 1) / 2 Hessian blocks, then S.
+    const Index nblk = km1_ * (km1_ + 1) / 2;
+    MatrixXd zero = MatrixXd::Zero(p_, km1_ + (nblk + 1) * p_);
+    prob.resize(n, km1_);
+    MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
+      const auto Xb = X.middleRows(lo, len);
+      MatrixXd P(len, km1_);
+      rows_times(Xb, B, P);
+      MatrixXd resid(len, km1_);
+      ArrayXd wt(len);
+      for (Index r = 0; r < len; ++r) {
+        double mx = 0.0;
+        for (Index c = 0; c < km1_; ++c) mx = std::max(mx, P(r, c));
+        double s = exp_nonpos(-mx);
+        for (Index c = 0; c < km1_; ++c) {
+          P(r, c) = exp_nonpos(P(r, c) - mx);
+          s += P(r, c);
+        }
+        const double inv = 1.0 / s, wr = w(lo + r);
+        wt(r) = wr * counts(lo + r);
+        for (Index c = 0; c < km1_; ++c) {
+          P(r, c) *= inv;
+          resid(r, c) = wr * Y(lo + r, c) - wt(r) * P(r, c);
+        }
+      }
+      prob.middleRows(lo, len) = P;
+      a.leftCols(km1_).noalias() += Xb.transpose().lazyProduct(resid);
+      MatrixXd WX(len, p_);
+      Index b = 0;
+      for (Index c = 0; c < km1_; ++c) {
+        for (Index c2 = c; c2 < km1_; ++c2, ++b) {
+          const ArrayXd hw = wt * P.col(c).array() * ((c == c2 ? 1.0 : 0.0) - P.col(c2).array());
+          WX = Xb.array().colwise() * hw;
+          a.middleCols(km1_ + b * p_, p_).noalias() += Xb.transpose().lazyProduct(WX);
+        }
+      }
+      WX = Xb.array().colwise() * wt;
+      a.rightCols(p_).noalias() += Xb.transpose().lazyProduct(WX);
+    });
+    g = acc.leftCols(km1_);
+    H.resize(m, m);
+    Index b = 0;
+    for (Index c = 0; c < km1_; ++c) {
+      for (Index c2 = c; c2 < km1_; ++c2, ++b) {
+        const auto blk = acc.middleCols(km1_ + b * p_, p_);
+        H.block(c * p_, c2 * p_, p_, p_) = blk;
+        H.block(c2 * p_, c * p_, p_, p_) = blk.transpose();
+      }
+    }
+    S = acc.rightCols(p_);
+  }
+
+  // A lower bound on Q(B + D) - Q(B) without logarithms, from the
+  // probabilities at B: with Delta = x'D (0 for the reference class) and j the
+  // row's most probable class, lse(B + D) - lse(B) = Delta_j +
+  // log sum_c p_c exp(Delta_c - Delta_j) <= Delta_j + sum_c p_c exp(Delta_c -
+  // Delta_j) - 1 (log u <= u - 1). Its slack is second order in
+  // Delta - Delta_j weighted by the classes other than j, so it stays tight
+  // where fitted probabilities are near 0 or 1, where Boehning's bound is loose.
+  double q_change_lower(const CMat& X, const CMat& Y, const VectorXd& w, const MatrixXd& D,
+                        const MatrixXd& prob, int nthreads) const {
+    return block_sum<double>(X.rows(), nthreads, 0.0, [&](Index lo, Index len, double& a) {
+      MatrixXd delta(len, km1_);
+      rows_times(X.middleRows(lo, len), D, delta);
+      double d = 0.0;
+      for (Index r = 0; r < len; ++r) {
+        const double wr = w(lo + r);
+        if (wr == 0) continue;
+        double p_ref = 1.0, best = -1.0, dj = 0.0, t = Y(lo + r, km1_), picked = 0.0;
+        for (Index c = 0; c < km1_; ++c) {
+          const double pc = prob(lo + r, c);
+          p_ref -= pc;
+          if (pc > best) { best = pc; dj = delta(r, c); }
+          picked += Y(lo + r, c) * delta(r, c);
+          t += Y(lo + r, c);
+        }
+        if (p_ref > best) dj = 0.0;
+        double u = std::max(p_ref, 0.0) * std::exp(-dj);
+        for (Index c = 0; c < km1_; ++c) u += prob(lo + r, c) * std::exp(delta(r, c) - dj);
+        d += wr * (picked - t * (dj + u - 1.0));
+      }
+      a += d;
+    });
+  }
+
+  // Q(B1) - Q(B0), exactly, in one pass.
+  double q_change(const CMat& X, const CMat& Y, const VectorXd& w, const MatrixXd& B0,
+                  const MatrixXd& B1, int nthreads) const {
+    MatrixXd both(p_, 2 * km1_);
+    both << B0, B1;
+    return block_sum<double>(X.rows(), nthreads, 0.0, [&](Index lo, Index len, double& a) {
+      MatrixXd eta(len, 2 * km1_);
+      rows_times(X.middleRows(lo, len), both, eta);
+      double d = 0.0;
+      for (Index r = 0; r < len; ++r) {
+        const double wr = w(lo + r);
+        if (wr == 0) continue;
+        double q[2];
+        for (int j = 0; j < 2; ++j) {
+          double mx = 0.0;
+          for (Index c = 0; c < km1_; ++c) mx = std::max(mx, eta(r, j * km1_ + c));
+          double s = exp_nonpos(-mx), picked = 0.0, t = Y(lo + r, km1_);
+          for (Index c = 0; c < km1_; ++c) {
+            const double v = eta(r, j * km1_ + c);
+            s += exp_nonpos(v - mx);
+            picked += Y(lo + r, c) * v;
+            t += Y(lo + r, c);
+          }
+          q[j] = picked - t * (mx + std::log(s));
+        }
+        d += wr * (q[1] - q[0]);
+      }
+      a += d;
+    });
+  }
+
+  void newton_mm(const CMat& X, const CMat& Y, const VectorXd& w, const VectorXd& counts,
+                 MatrixXd& B, int nthreads) const {
+    const Index m = p_ * km1_;
+    const double scale = w.dot(counts) + 1.0;  // |Q| is of this order
+    const double stop = spec_.expert_tol * scale;
+    const double quadratic_stop = std::sqrt(spec_.expert_tol) * scale;
+    // A = (I - 11'/K) / 2 and A^{-1} = 2 (I + 11') (1'1 = K - 1).
+    const MatrixXd A = 0.5 * (MatrixXd::Identity(km1_, km1_) -
+                              MatrixXd::Constant(km1_, km1_, 1.0 / (km1_ + 1)));
+    const MatrixXd Ainv = 2.0 * (MatrixXd::Identity(km1_, km1_) +
+                                 MatrixXd::Constant(km1_, km1_, 1.0));
+    MatrixXd g, H, S, prob;
+    for (int step = 0; step < spec_.expert_maxit; ++step) {
+      grad_hess(X, Y, w, counts, B, g, H, S, prob, nthreads);
+      const VectorXd gv = Eigen::Map<const VectorXd>(g.data(), m);
+      // The minorizer's curvature along D (p x (K-1)): vec(D)'(A (x) S)vec(D)
+      // = trace(D' S D A).
+      auto bound_curv = [&](const MatrixXd& D) { return (D.transpose() * S * D * A).trace(); };
+      const VectorXd dn = damped_newton_step(H, gv, 12, 1e-10, 100.0);
+      const double predicted = dn.size() ? 0.5 * gv.dot(dn) : 0.0;
+      if (dn.size() && predicted <= stop) break;
+      MatrixXd D;  // the step taken
+      bool newton_full = false;
+      if (dn.size()) {
+        const MatrixXd Dn = Eigen::Map<const MatrixXd>(dn.data(), p_, km1_);
+        const double a = gv.dot(dn), b = bound_curv(Dn);
+        if (std::isfinite(b) && 2.0 * a >= b) {
+          D = Dn;
+          newton_full = true;
+        } else if (q_change_lower(X, Y, w, Dn, prob, nthreads) >= 0 ||
+                   q_change(X, Y, w, B, B + Dn, nthreads) >= 0) {
+          D = Dn;
+          newton_full = true;
+        } else {
+          // Certified alternatives: the Newton ray at t = a / b (gain
+          // a^2 / (2 b)) and the MM step (gain g'(A (x) S)^{-1} g / 2).
+          D = (a / b) * Dn;
+          double gain = 0.5 * a * a / b;
+          MatrixXd Dm;
+          if (mm_step(S, g, Ainv, Dm)) {
+            const double gm = 0.5 * (g.array() * Dm.array()).sum();
+            if (!(gain >= gm)) { D = Dm; gain = gm; }
+          }
+          if (!(gain > 0) || !D.allFinite()) break;
+        }
+      } else {
+        // No Newton step (the Hessian is numerically singular beyond
+        // damping): the MM step alone.
+        if (!mm_step(S, g, Ainv, D)) break;
+        if (!(0.5 * (g.array() * D.array()).sum() > stop)) break;
+      }
+      if (!D.allFinite()) break;
+      B += D;
+      if (newton_full && predicted <= quadratic_stop) break;
+    }
+  }
+
+  // The MM step (A (x) S)^{-1} g = S^{-1} G A^{-1}; false when S is singular.
+  bool mm_step(const MatrixXd& S, const MatrixXd& g, const MatrixXd& Ainv, MatrixXd& D) const {
+    D.resize(p_, km1_);
+    for (Index c = 0; c < km1_; ++c) {
+      VectorXd col;
+      if (!solve_normal_equations(S, g.col(c), col)) return false;
+      D.col(c) = col;
+    }
+    D = D * Ainv;
+    return D.allFinite();
+  }
+
   ExpertSpec spec_;
   Index p_, k_, km1_;
 };
