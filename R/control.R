@@ -53,10 +53,14 @@
 #'   run for 2 seconds (or `getOption("progressr.enable_after")`, if longer).
 #'   The default shows it in interactive sessions. Either way the fit signals
 #'   progressr conditions, so `progressr::with_progress(moe(...))` shows them.
-#' @param accelerate `"none"` (plain EM) or `"squarem"`: SQUAREM extrapolation
-#'   (Varadhan and Roland, 2008) along two EM steps, kept only when it increases
-#'   the log-likelihood, so the fit stays monotone. Pays off for slow,
-#'   over-specified fits; each iteration then costs about three EM steps.
+#' @param accelerate `"auto"` (default), `"none"` (plain EM) or `"squarem"`:
+#'   SQUAREM extrapolation (Varadhan and Roland, 2008) along two EM steps, kept
+#'   only when it increases the log-likelihood, so the fit stays monotone. Pays
+#'   off for slow, over-specified fits; each iteration then costs about three EM
+#'   steps. `"auto"` is SQUAREM for multinomial experts, whose EM is slow (the
+#'   mixture of multinomial experts has much missing information: K = 3, k = 3,
+#'   n = 1e4 took 240 plain EM iterations and 3.6 s, 45 SQUAREM iterations and
+#'   1.8 s, to the same log-likelihood), and plain EM otherwise.
 #' @param stop Stopping rule of EM. `"gradient"` (default): the fit has
 #'   converged when the relative gradient of the log-likelihood,
 #'   \eqn{\max_j |\partial \ell / \partial \theta_j| \max(|\theta_j|, 1) / n}{max_j
@@ -126,7 +130,7 @@
 moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                         nthreads = 1, trace = 0, gate_maxit = NULL, gate_tol = 1e-10,
                         expert_maxit = 25, expert_tol = 1e-10,
-                        accelerate = c("none", "squarem"),
+                        accelerate = c("auto", "none", "squarem"),
                         gate_optimizer = c("fisher", "lbfgs"), progress = interactive(),
                         stop = c("gradient", "loglik"), grad_tol = 1e-6,
                         polish = c("newton", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100) {

@@ -646,6 +646,9 @@ has_progressr <- function() requireNamespace("progressr", quietly = TRUE)
 
 run_em <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   cp <- params_to_cpp(start$params, expert, dims$k)
+  if (identical(control$accelerate, "auto")) {
+    control$accelerate <- if (expert$family == "multinomial") "squarem" else "none"
+  }
   R0 <- if (is.null(start$R0)) matrix(0, 0, dims$k) else start$R0
   # The first M-step from a start's responsibilities is weighted like all others.
   if (!is.null(dims$weights) && nrow(R0) > 0) R0 <- R0 * dims$weights
@@ -747,7 +750,9 @@ signal_fit_problems <- function(fit, method) {
                         "Use other starting values or more starts (moe_control(n_starts = ))"),
                         call = NULL)))
   }
-  if (!isTRUE(fit$converged)) {
+  # A separated expert has no finite maximum: its warning below says so, and
+  # a convergence warning would only ask for more iterations that cannot help.
+  if (!isTRUE(fit$converged) && !any(fit$separation)) {
     warning(structure(class = c("moe_convergence_warning", "warning", "condition"),
                       list(message = paste0("The ", if (method == "ml") "EM" else "least-squares",
                                             " iterations did not converge (", fit$iter,
@@ -777,8 +782,11 @@ signal_fit_problems <- function(fit, method) {
                       list(message = paste0(
                         "Separation in expert(s) ", paste(which(fit$separation), collapse = ", "),
                         ": fitted class probabilities numerically 0 or 1 occurred; the ",
-                        "coefficients run off towards infinity and are not meaningful (as in ",
-                        "glm). Remove the separating covariate, merge classes or use fewer experts"),
+                        "log-likelihood has no finite maximum, the coefficients run off towards ",
+                        "infinity and are not meaningful (as in glm)",
+                        if (!isTRUE(fit$converged)) paste0("; EM stopped after ", fit$iter,
+                                                           " iterations"),
+                        ". Remove the separating covariate, merge classes or use fewer experts"),
                         call = NULL)))
   }
   if (isTRUE(fit$decreased)) {
