@@ -46,14 +46,20 @@ test_that("integer weights equal replicated rows: multinomial experts, EM", {
   start <- coef(suppressWarnings(moe(yf ~ x1, data = d, k = 2, weights = w,
                                      control = moe_control(maxit = 5))), type = "params")
   # The classes come from one expert, so k = 2 converges slowly: the two fits
-  # are compared after the same 100 EM iterations.
-  ctl <- moe_control(init = start, maxit = 100)
+  # are compared after the same 100 EM iterations (plain EM: SQUAREM, the
+  # multinomial default, drives this over-specified fit to a separated expert
+  # within them).
+  ctl <- moe_control(init = start, maxit = 100, accelerate = "none")
   a <- suppressWarnings(moe(yf ~ x1, data = d, k = 2, weights = w, control = ctl),
                         classes = "moe_convergence_warning")
   b <- suppressWarnings(moe(yf ~ x1, data = replicate_rows(d), k = 2, control = ctl),
                         classes = "moe_convergence_warning")
   expect_identical(a$iter, b$iter)
-  expect_equal(coef(a), coef(b), tolerance = 1e-8)
+  # The expert M-step's choices (certified full Newton step or not, one inner
+  # step or two) compare sums whose rounding differs between weighted and
+  # replicated rows; a flipped choice moves the path by ~1e-10, which persists
+  # along this slow fit's flat direction: coefficients agree to ~3e-8.
+  expect_equal(coef(a), coef(b), tolerance = 1e-6)
   expect_equal(as.numeric(logLik(a)), as.numeric(logLik(b)), tolerance = 1e-12)
   expect_equal(nobs(a), nobs(b))
 })
