@@ -25,14 +25,21 @@
 #'     n^{-\alpha_{expert}}} to every expert coefficient and variance (a
 #'     variance that would turn negative is reflected, and floored at 1% of
 #'     the true value), sd \eqn{c_{gate} n^{-\alpha_{gate}}} to every gate
-#'     vector entry and intercept (and to \eqn{\log \tau} when the temperature
+#'     vector entry and intercept (`gate_noise = "entry"`), or one draw per
+#'     fitted expert added to all of its gate column, vector and intercept
+#'     (`gate_noise = "column"`) (and to \eqn{\log \tau} when the temperature
 #'     is estimated), with \eqn{n} the sample size of the fit. The noise breaks
 #'     the symmetry between copies.
 #' }
-#' The defaults \eqn{c = 0.05}, \eqn{\alpha = 0.083} (experts) and
-#' \eqn{\alpha = 0.005} (gate) are those of the public code of Nguyen, Nguyen
-#' and Ho (2023). With `n_starts > 1` in [moe_control()] every start draws
-#' new noise (and, with `assign = "random"`, a new assignment).
+#' The expert defaults \eqn{c = 0.05}, \eqn{\alpha = 0.083} are those of the
+#' public code of Nguyen, Nguyen and Ho (2023). Its gate noise, as the
+#' studies' design review (issue 12) reads that code, is one scalar per
+#' column with sd \eqn{0.005\, n^{-0.083}}: `c_gate = 0.005, alpha_gate =
+#' 0.083, gate_noise = "column"`. The default gate noise, \eqn{0.05\,
+#' n^{-0.005}} per entry, is 10 times larger and hardly shrinks with
+#' \eqn{n}; the shipped studies use it. With `n_starts > 1` in
+#' [moe_control()] every start draws new noise (and, with `assign =
+#' "random"`, a new assignment).
 #'
 #' @param truth A [moe_params()] object with the true parameters.
 #' @param k Number of fitted experts; `NULL` takes it from the fit. When given,
@@ -42,6 +49,8 @@
 #' @param c_gate,alpha_gate Noise scale and decay exponent for the gate
 #'   parameters.
 #' @param assign `"round_robin"`, `"random"` or an integer vector; see above.
+#' @param gate_noise `"entry"` (an independent draw for every gate entry) or
+#'   `"column"` (one draw per fitted expert's gate column); see above.
 #' @return A function `function(k, y, X, Z, expert, gate)` returning a
 #'   [moe_params()] object, for `moe_control(init = )`.
 #' @seealso [moe_control()], [moe_study_setting()].
@@ -58,7 +67,8 @@
 #' @export
 init_near_truth <- function(truth, k = NULL, c_expert = 0.05, alpha_expert = 0.083,
                             c_gate = 0.05, alpha_gate = 0.005,
-                            assign = c("round_robin", "random")) {
+                            assign = c("round_robin", "random"),
+                            gate_noise = c("entry", "column")) {
   if (!inherits(truth, "moe_params")) stop_arg("truth", "a moe_params object", got = truth)
   k_true <- ncol(truth$gate$W)
   if (!is.null(k)) {
@@ -69,6 +79,7 @@ init_near_truth <- function(truth, k = NULL, c_expert = 0.05, alpha_expert = 0.0
   check_number(alpha_expert, "alpha_expert")
   check_number(c_gate, "c_gate", lower = 0)
   check_number(alpha_gate, "alpha_gate")
+  gate_noise <- match_arg(gate_noise)
   if (is.numeric(assign)) {
     if (any(!assign %in% seq_len(k_true)) || !all(seq_len(k_true) %in% assign) ||
         (!is.null(k) && length(assign) != k)) {
@@ -92,7 +103,8 @@ init_near_truth <- function(truth, k = NULL, c_expert = 0.05, alpha_expert = 0.0
       random = sort(c(seq_len(k_true), sample.int(k_true, k - k_true, replace = TRUE)))
     )
     if (length(owner) != k) stop_arg("assign", "one true expert per fitted expert (", k, ")")
-    start <- near_truth_params(truth, owner, n, c_expert, alpha_expert, c_gate, alpha_gate, gate)
+    start <- near_truth_params(truth, owner, n, c_expert, alpha_expert, c_gate, alpha_gate, gate,
+                               gate_noise)
     # A least-squares truth may carry no variances; EM starts need them.
     if (is.null(start$expert$sigma2) && length(dim(start$expert$coef)) == 2 && is.numeric(y)) {
       start$expert$sigma2 <- rep(stats::var(y), k)
@@ -103,15 +115,22 @@ init_near_truth <- function(truth, k = NULL, c_expert = 0.05, alpha_expert = 0.0
 
 # Copies of the true atoms (by `owner`), intercepts split, plus noise.
 near_truth_params <- function(truth, owner, n, c_expert, alpha_expert, c_gate, alpha_gate,
-                              gate) {
+                              gate, gate_noise = "entry") {
   k <- length(owner)
   copies <- tabulate(owner, ncol(truth$gate$W))
   sd_expert <- c_expert * n^(-alpha_expert)
   sd_gate <- c_gate * n^(-alpha_gate)
   noise <- function(len, sd) if (sd > 0) stats::rnorm(len, sd = sd) else numeric(len)
   W <- truth$gate$W[, owner, drop = FALSE]
-  W <- W + noise(length(W), sd_gate)
-  b0 <- truth$gate$b0[owner] - log(copies[owner]) + noise(k, sd_gate)
+  b0 <- truth$gate$b0[owner] - log(copies[owner])
+  if (gate_noise == "column") {
+    shift <- noise(k, sd_gate)
+    W <- sweep(W, 2, shift, "+")
+    b0 <- b0 + shift
+  } else {
+    W <- W + noise(length(W), sd_gate)
+    b0 <- b0 + noise(k, sd_gate)
+  }
   tau <- truth$gate$tau
   if (!is.null(gate) && isTRUE(as_gate(gate)$estimate_tau)) tau <- tau * exp(noise(1, sd_gate))
   coef <- truth$expert$coef

@@ -66,3 +66,30 @@ test_that("bad arguments are named", {
   start <- init_near_truth(truth, k = 3)
   expect_error(start(k = 4, y = numeric(10)), class = "moe_error_k")
 })
+
+test_that("gate_noise = 'column' shifts each gate column by one draw; 'entry' draws per entry", {
+  truth2 <- moe_params(W = cbind(c(2, 1), c(-1, 1)), b0 = c(0.3, 0),
+                       coef = cbind(c(0.5, 2, -1), c(-0.5, -1, 2)), sigma2 = c(0.05, 0.05))
+  n <- 400
+  sd_gate <- 0.005 * n^-0.083
+  column <- init_near_truth(truth2, k = 3, c_expert = 0, c_gate = 0.005, alpha_gate = 0.083,
+                            gate_noise = "column")
+  set.seed(5)
+  p <- column(k = 3, y = numeric(n))
+  W0 <- truth2$gate$W[, c(1, 1, 2)]
+  b00 <- truth2$gate$b0[c(1, 1, 2)] - log(c(2, 2, 1))
+  shift <- p$gate$W - W0
+  # One scalar per column: both rows of a column and its intercept move alike.
+  expect_equal(shift[1, ], shift[2, ])
+  expect_equal(shift[1, ], p$gate$b0 - b00)
+  set.seed(5)
+  expect_equal(shift[1, ], stats::rnorm(3, sd = sd_gate))
+  # The default draws an independent value per entry, W before the intercepts.
+  entry <- init_near_truth(truth2, k = 3, c_expert = 0, c_gate = 0.005, alpha_gate = 0.083)
+  set.seed(5)
+  q <- entry(k = 3, y = numeric(n))
+  set.seed(5)
+  expect_equal(q$gate$W - W0, matrix(stats::rnorm(6, sd = sd_gate), 2), ignore_attr = TRUE)
+  expect_equal(q$gate$b0 - b00, stats::rnorm(3, sd = sd_gate))
+  expect_error(init_near_truth(truth2, gate_noise = "row"), class = "moe_error_gate_noise")
+})
