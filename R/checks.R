@@ -65,7 +65,7 @@ check_count <- function(x, arg, lower = 1, upper = .Machine$integer.max) {
 check_full_rank <- function(x, arg, extra = NULL, hint = "") {
   m <- if (is.null(extra)) x else cbind(extra, x)
   if (ncol(m) == 0 || nrow(m) == 0) return(invisible(x))
-  qx <- qr(m, tol = 1e-9)
+  qx <- qr(blocked_r_factor(m), tol = 1e-9)
   if (qx$rank == ncol(m)) return(invisible(x))
   nm <- colnames(x)
   if (is.null(nm)) nm <- paste0("column ", seq_len(ncol(x)))
@@ -74,6 +74,25 @@ check_full_rank <- function(x, arg, extra = NULL, hint = "") {
   stop_arg(arg, "linearly independent columns; ", paste(aliased, collapse = ", "),
            if (length(aliased) == 1) " is a" else " are", " linear combination",
            if (length(aliased) == 1) "" else "s", " of the others", hint)
+}
+
+# For many rows, the stacked R factors of unpivoted QRs of row blocks (a
+# tall-skinny QR): Q'm for an orthogonal Q, so a pivoted QR of it finds the
+# rank and the pivots a QR of m finds (the column norms and every
+# orthogonal projection are the same), without qr()'s full-size copies of m
+# (three at once). Few rows: m itself.
+blocked_r_factor <- function(m, block = 65536L) {
+  n <- nrow(m)
+  if (n <= block) return(m)
+  starts <- seq.int(1L, n, by = block)
+  Rs <- lapply(starts, function(s) {
+    q <- qr(m[s:min(n, s + block - 1L), , drop = FALSE], tol = 0)
+    R <- qr.R(q)
+    R[, order(q$pivot), drop = FALSE]
+  })
+  out <- do.call(rbind, Rs)
+  colnames(out) <- colnames(m)
+  out
 }
 
 # Both designs of a fit: the expert design X, and the gate input U (after the

@@ -213,7 +213,8 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
     if (ncol(Z) > 0 && nrow(Z) > 1) {
       # The gate has its own intercepts: a constant column of x (an intercept
       # the user added) is not a gate covariate, as in the formula method.
-      constant <- apply(Z, 2, function(v) all(v == v[1]))
+      # Column by column: apply() would first copy the whole matrix (twice).
+      constant <- vapply(seq_len(ncol(Z)), function(j) all(Z[, j] == Z[1, j]), TRUE)
       Z <- Z[, !constant, drop = FALSE]
       from_x <- from_x[!constant]
     }

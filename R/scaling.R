@@ -67,7 +67,7 @@ design_scaling <- function(X, U, y, expert, gate, method, weights = NULL) {
   xs <- column_scaling(X, centre = TRUE, w = w)
   inner <- identical(gate$score, "inner") && identical(gate$transform, "identity")
   gate_centre <- inner && (gate$activation == "identity" || gate$intercept == "inside")
-  us <- column_scaling(cbind(U), centre = FALSE, scale = inner, w = w)
+  us <- column_scaling(if (is.matrix(U)) U else cbind(U), centre = FALSE, scale = inner, w = w)
   if (gate_centre && ncol(U) > 0) {
     # The gate has its own intercepts: every non-constant column is centred.
     for (j in seq_len(ncol(U))) {

@@ -101,3 +101,20 @@ test_that("a fast EM reaches the gradient rule without a polish; a stalled one i
   expect_gt(over$polish[["runs"]], 0)
   expect_true(over$loglik >= fit$loglik)
 })
+
+test_that("the blocked rank check finds what qr() of the whole design finds", {
+  set.seed(12)
+  n <- 70000  # more rows than one block
+  m <- cbind(a = 1, b = rnorm(n), c = runif(n), d = rnorm(n, 5))
+  m2 <- cbind(m, e = m[, "b"] - 2 * m[, "c"])       # aliased
+  m3 <- cbind(m, f = m[, "d"] + 1e-12 * rnorm(n))   # aliased to 12 digits
+  for (mm in list(m, m2, m3)) {
+    full <- qr(mm, tol = 1e-9)
+    blocked <- qr(moegate:::blocked_r_factor(mm, block = 30000L), tol = 1e-9)
+    expect_identical(blocked$rank, full$rank)
+    expect_identical(blocked$pivot, full$pivot)
+  }
+  expect_error(moegate:::check_full_rank(m2, "x"), "e is a linear combination",
+               class = "moe_error_x")
+  expect_invisible(moegate:::check_full_rank(m, "x"))
+})
