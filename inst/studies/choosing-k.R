@@ -66,8 +66,10 @@ previous <- if (!is.null(append_file)) readRDS(append_file)
 # the rule of the shipped choosing-k.rds (made before the gradient rule became
 # moe_control()'s default); --stop=gradient (default): fits run to a stationary
 # point by the gradient rule with the Newton polish, as shipped in
-# choosing-k-gradient.rds (5 sizes to 8000: the n = 16,000 size was stopped
-# unfinished for lack of time; 940 s on 2 workers, load 3-5).
+# choosing-k-gradient.rds (sizes 500 to 8000: 940 s on 2 workers, load 3-5,
+# 2026-12-01; n = 16,000 added with --n=16000 --append=<that file>: 2571 s on
+# 2 workers, load 10, 2026-12-02). Both ran one start per k, the k-means start
+# (moe_control()'s "mixed" default is that start when n_starts = 1).
 stop_rule <- option("stop", "gradient")
 control <- moe_control(tol = 1e-6, maxit = 500, stop = stop_rule,
                        polish = if (stop_rule == "loglik") "none" else "newton")
