@@ -66,6 +66,24 @@ test_that("several starts per k: the best start is kept and all objectives store
   }
 })
 
+test_that("under the default mixed rule start 1 of each k is k-means, start 2 a random partition", {
+  d <- select_data()
+  sweep <- function(init) {
+    suppressWarnings(moe_select(y ~ x1, data = d, k = 2:3, seed = 4,
+                                control = moe_control(maxit = 200, n_starts = 2, init = init)))
+  }
+  mixed <- sweep("mixed")
+  km <- sweep("kmeans")
+  rnd <- sweep("random")
+  # Every task has its own stream (from seed and its position), so start s of
+  # the mixed sweep is start s of the sweep with that start's kind.
+  for (k in c("2", "3")) {
+    expect_identical(mixed$fits[[k]]$start_objective[1], km$fits[[k]]$start_objective[1])
+    expect_identical(mixed$fits[[k]]$start_objective[2], rnd$fits[[k]]$start_objective[2])
+  }
+  expect_identical(sweep_table(mixed), sweep_table(sweep("mixed")))
+})
+
 test_that("moe_select gives identical results sequentially and under 2 workers", {
   skip_on_cran()
   skip_if_not_installed("future")
