@@ -169,8 +169,7 @@ bool polish_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
                          work, ctl, res);
 }
 
-// Newton has stalled (and the fit runs no further polish: the next one
-// would creep up the same ridge) when its last kStallWindow iterations gained less than
+// Newton has stalled when its last kStallWindow iterations gained less than
 // kStallGain log-likelihood units together and its gains are not shrinking
 // (the last is more than a tenth of the first of them). Near a maximum,
 // regular or degenerate (over-specified fits: Newton then converges
@@ -182,8 +181,12 @@ bool polish_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
 // met: 100 such iterations, three polishes per fit, made fits at n = 2000
 // take 10-40 s. Large gains (Newton's damped phase far from the maximum,
 // 0.1-0.3 per iteration in the over-specified benchmark) never stall.
+// EM resumes after a stalled polish and may polish again (kMaxPolishes):
+// refusing that (tried) left Euclidean-gate fits in test-invariance.R
+// unconverged, and a larger kStallGain (0.05, tried) moved them by 4e-6.
 const int kStallWindow = 10;
-const double kStallGain = 0.05;
+const bool kRepeatAfterStall = true;
+const double kStallGain = 0.01;
 
 bool newton_stalled(const std::vector<double>& gains) {
   const size_t w = kStallWindow;
@@ -410,7 +413,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
       break;
     }
     if (ctl.polish != EmControl::kNoPolish && change < ctl.polish_at &&
-        res.polishes < kMaxPolishes && !polish_stalled &&
+        res.polishes < kMaxPolishes && (!polish_stalled || kRepeatAfterStall) &&
         polish_pays(gain, gain_ratio, res.gradient_criterion, ctl.grad_tol,
                     gate.n_par() + expert.n_par())) {
       res.polishes++;

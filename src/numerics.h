@@ -49,9 +49,10 @@ inline Index n_blocks(Index n) { return (n + kBlockRows - 1) / kBlockRows; }
 // Gaussian fits at n = 2048-16384, 0.37x at 32768, 0.69x at 65536; a
 // multinomial workload 0.05-0.4x at n <= 16384, 0.51x at 32768, 0.78x at
 // 65536. On a quiet machine 2 threads gave 1.7-1.9x at n = 1e5-1e6 (issue
-// 16). 16384 rows per thread (>= 0.3 ms of work per thread and pass even for
-// the cheapest pass) keeps the region overhead small where threads can pay
-// at all. Build with MOEGATE_CPPFLAGS=-DMOEGATE_MIN_PARALLEL_ROWS=1
+// 16). With 16384 rows per thread (a Gaussian EM iteration over 16384 rows,
+// several passes, took about 9 ms of CPU on one thread in that run, fixed
+// costs included) the region overhead is small where threads can pay at
+// all. Build with MOEGATE_CPPFLAGS=-DMOEGATE_MIN_PARALLEL_ROWS=1
 // in the environment of R CMD INSTALL to measure without the rule.
 #ifndef MOEGATE_MIN_PARALLEL_ROWS
 #define MOEGATE_MIN_PARALLEL_ROWS 16384

