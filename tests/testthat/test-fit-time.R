@@ -83,8 +83,10 @@ test_that("an inside-tanh multinomial fit (k = 4, n = 1996) finishes in seconds 
   d <- campaign_data("multinomial", 1996, 2)
   r <- timed_fit(d, 2, k = 4, gate = gate(activation = "tanh", intercept = "inside"),
                  expert = expert_multinomial(), control = moe_control(maxit = 100))
-  # Before: 7529 evaluations in three polishes, 12.9 s CPU; now 2354, 4.3 s.
+  # Before: 7529 evaluations in three polishes, 12.9 s CPU; 2354, 4.3 s with
+  # the stall rule. Since the multinomial M-step and SQUAREM default of the
+  # same session the fit may converge: either way it is bounded.
   expect_lt(r$fit$polish[["evaluations"]], 4000)
-  expect_true(r$warned)
+  expect_true(r$warned || isTRUE(unname(r$fit$converged)))
   expect_lt(r$cpu, 10)
 })
