@@ -24,27 +24,14 @@ opt <- study_options(list(workers = 2, sizes = 10, reps = 20, nmax = 1e5, two_st
                           combine = "", commit = "",
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 if (!opt$stop %in% c("loglik", "gradient")) stop("--stop: loglik or gradient")
-# The commit the installed moegate was built from (recorded in the result).
-commit <- if (nzchar(opt$commit)) opt$commit else
-  tryCatch(system2("git", c("rev-parse", "HEAD"), stdout = TRUE, stderr = FALSE),
-           error = function(e) NA_character_, warning = function(w) NA_character_)
+# batches.R (beside this script): batch_commit(), combine_batches().
+local_dir <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(if (length(local_dir)) dirname(local_dir[1]) else ".", "batches.R"))
+commit <- batch_commit(opt)
 control <- moe_control(tol = 1e-10, maxit = 1000, stop = opt$stop,
                        polish = if (opt$stop == "loglik") "none" else "newton")
 if (nzchar(opt$combine)) {
-  parts <- lapply(strsplit(opt$combine, ",")[[1]], readRDS)
-  run <- combine_study_runs(parts)
-  # May the batches be joined? Refit fits of the first batch (the 4 smallest
-  # sizes in replications 1-3, the largest in 1-2) on the code installed now,
-  # with --stop's rule, from the same data and starts; keep the comparison.
-  run$batch_check <- do.call(rbind, lapply(names(parts[[1]]$studies), function(s) {
-    st <- parts[[1]]$studies[[s]]
-    rows <- which((st$n %in% sort(unique(st$n))[1:4] & st$replication <= 3) |
-                    (st$n == max(st$n) & st$replication <= 2))
-    cbind(study = s, refit_study(st, rows, control = control), stringsAsFactors = FALSE)
-  }))
-  attr(run$batch_check, "commit") <- commit
-  saveRDS(run, file.path(opt$out, opt$file))
-  print(run)
+  combine_batches(opt, control, commit)
   quit(save = "no")
 }
 n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
