@@ -623,7 +623,14 @@ double Gate::mstep_fisher(const CMat& U, const CMat& R, GateParams& p, int nthre
   bool light = false;
   int fails = 0;
   const int maxit = maxit_or(1);
-  for (int step = 0; step < maxit && fails < 30;) {
+  // At most kMaxFails rejected trials per M-step: each shrinks the radius to
+  // a quarter, so 8 reach 1/65536 of the first step; past that a trial that
+  // still fails sits on a kink or a run-off direction (Euclidean-abs gate,
+  // no maximum in reach) and more light passes only cost time (a campaign
+  // fit at n = 1791 spent 8559 light passes in 200 EM iterations with 30
+  // allowed, 3000 with 8, to the same log-likelihood within 0.002).
+  const int kMaxFails = 8;
+  for (int step = 0; step < maxit && fails < kMaxFails;) {
     // The last step needs no information where it lands.
     const bool last = step + 1 == maxit;
     Eigen::SelfAdjointEigenSolver<MatrixXd> eig(info);
