@@ -35,11 +35,7 @@ n <- as.numeric(Sys.getenv("BENCH_N", "1e6"))
 reps <- as.integer(Sys.getenv("BENCH_REPS", "3"))
 d <- 10
 k <- 4
-set.seed(101)
-truth <- list(W = cbind(matrix(stats::rnorm(d * (k - 1), sd = 1.5), d, k - 1), 0),
-              b0 = c(stats::rnorm(k - 1, sd = 0.5), 0),
-              coef = matrix(stats::rnorm((d + 1) * k), d + 1, k),
-              sigma2 = rep(0.5^2, k))
+truth <- large_truth(d, k)
 s <- simulate_moe(n, truth$W, truth$b0, truth$coef, truth$sigma2, seed = 102)
 
 flops <- function(n, p, q, k, packed) {

@@ -48,11 +48,7 @@ n <- as.numeric(Sys.getenv("BENCH_N", "1e6"))
 maxit <- as.numeric(Sys.getenv("BENCH_MAXIT", "1000"))
 d <- 10
 k <- 4
-set.seed(101)
-truth <- list(W = cbind(matrix(stats::rnorm(d * (k - 1), sd = 1.5), d, k - 1), 0),
-              b0 = c(stats::rnorm(k - 1, sd = 0.5), 0),
-              coef = matrix(stats::rnorm((d + 1) * k), d + 1, k),
-              sigma2 = rep(0.5^2, k))
+truth <- large_truth(d, k)
 s <- simulate_moe(n, truth$W, truth$b0, truth$coef, truth$sigma2, seed = 102)
 # Keep only what the interface needs: the matrix (and y) or the data frame.
 if (interface == "matrix") {

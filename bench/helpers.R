@@ -102,3 +102,15 @@ round_columns <- function(df, digits) {
   df[names(digits)] <- Map(round, df[names(digits)], digits)
   df
 }
+
+# The large-n truth of bench-large.R, bench-engine.R and bench-memory.R: a
+# softmax-gated Gaussian MoE with d covariates and k experts drawn from seed
+# 101 (the last expert the gate's reference); data from it with
+# simulate_moe(..., seed = 102).
+large_truth <- function(d = 10, k = 4) {
+  set.seed(101)
+  list(W = cbind(matrix(stats::rnorm(d * (k - 1), sd = 1.5), d, k - 1), 0),
+       b0 = c(stats::rnorm(k - 1, sd = 0.5), 0),
+       coef = matrix(stats::rnorm((d + 1) * k), d + 1, k),
+       sigma2 = rep(0.5^2, k))
+}
