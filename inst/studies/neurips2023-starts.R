@@ -3,8 +3,10 @@
 # recorded beside the fit's (issue 12, part 5), with one command:
 #
 #   Rscript inst/studies/neurips2023-starts.R [--workers=2] [--sizes=3] [--reps=4]
-#           [--nmin=1e4] [--nmax=1e5] [--stop=loglik] [--noise=ours|public] [--out=DIR]
+#           [--nmin=1e4] [--nmax=1e5] [--stop=loglik] [--noise=ours|public] [--k=3,4]
+#           [--out=DIR]
 #
+# --k: the fitted numbers of experts, comma-separated (default both).
 # --stop=loglik: EM stops when the relative log-likelihood change is below 1e-6
 # (the published protocol), file neurips2023-starts.rds; --stop=gradient: the
 # relative-gradient rule with the Newton polish (moe_control(stop = "gradient")),
@@ -19,10 +21,12 @@
 # run_studies() result).
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(workers = 2, sizes = 3, reps = 4, nmin = 1e4, nmax = 1e5,
-                          stop = "loglik", noise = "ours",
+                          stop = "loglik", noise = "ours", k = "3,4",
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 n_grid <- round(10^seq(log10(opt$nmin), log10(opt$nmax), length.out = opt$sizes))
-settings <- lapply(c(k3 = 3, k4 = 4), function(k) {
+ks <- as.integer(strsplit(opt$k, ",")[[1]])
+if (anyNA(ks) || !all(ks %in% 3:4)) stop("--k: 3, 4 or 3,4")
+settings <- lapply(stats::setNames(ks, paste0("k", ks)), function(k) {
   s <- study_setting_neurips2023(k = k, n_grid = n_grid, n_rep = opt$reps)
   # The setting keeps the published rule (stop = "loglik", no polish); the
   # gradient rule runs with its Newton polish, as in the shipped

@@ -1,0 +1,424 @@
+# Is a stored fit at a maximum of the likelihood? The second-order check, a
+# Newton continuation and a profile along the sharpening of a gate, for the
+# fits of a rate_study().
+
+#' Are a study's fits at a maximum of the likelihood?
+#'
+#' A stopping rule on the relative gradient holds at a maximum, but also on a
+#' *run-off path*, where a gate sharpens without bound (a gate vector and
+#' intercept growing while the log-likelihood still rises by ever smaller
+#' amounts): there the gradient decays with the gains although the supremum is
+#' at infinity and "the estimate" is where the path was stopped. This function
+#' tells the two apart for chosen fits of a [rate_study()] result with the
+#' likelihood (`method = "ml"`). For each fit it rebuilds the replication's data
+#' (the random stream [refit_study()] uses) and, from the stored estimate:
+#'
+#' 1. continues the fit by damped Newton steps on the full log-likelihood
+#'    (analytic score, observed information by central differences of it,
+#'    Levenberg damping where the information is not positive definite, step
+#'    halving so that every step raises the log-likelihood) until the relative
+#'    gradient (as in [moe_control()]) is below `grad_tol`, no step raises the
+#'    log-likelihood, or `newton_maxit` steps;
+#' 2. computes the observed information there, scaled to unit diagonal (a
+#'    congruence, so its signs are those of the information, with far better
+#'    conditioning), and its smallest eigenvalue;
+#' 3. with `sharpen`, profiles the log-likelihood along the sharpening of the
+#'    fit's sharpest gate boundary (linear softmax gate only): the difference
+#'    \eqn{c = \|w_i - w_j\|} of the two most different gate vectors is fixed
+#'    at multiples of its fitted value (direction kept) and every other
+#'    parameter is maximised by the same Newton steps, warm started with the
+#'    boundary \eqn{(w_i - w_j)'z + b_{0i} - b_{0j} = 0} kept in place.
+#'
+#' At a finite local maximum Newton converges in a few steps, the parameters
+#' barely move and the information is positive definite (`at_maximum`). On a
+#' run-off path Newton takes steps of about constant length along the
+#' sharpening direction, the log-likelihood gains shrink geometrically and
+#' the steps do not stop; its local information is positive definite but with
+#' an eigenvalue that shrinks with the gains. A sharpening profile that keeps
+#' rising to the largest multiple says that the likelihood is higher along a
+#' path to infinity than at this local maximum (its supremum, over the
+#' directions tried, is not attained), whether or not the fit itself sits on
+#' that path.
+#'
+#' @param study A [rate_study()] result of one batch (one seed) fitted by
+#'   maximum likelihood, with its stored parameters.
+#' @param rows Row numbers of `study` to check (default all with a fit).
+#' @param grad_tol Relative gradient at which the Newton continuation stops.
+#' @param newton_maxit Maximum Newton steps of the continuation (and of each
+#'   profile point).
+#' @param sharpen `NULL` (no profile) or multiples (at least 1) of the fitted
+#'   sharpness at which to profile the log-likelihood.
+#' @return A data frame with one row per fit: `row`, `n`, `replication`,
+#'   `loglik` (stored), `criterion` (relative gradient at the stored
+#'   estimate), `newton_steps`, `criterion_after`, `loglik_gain` (of the
+#'   continuation), `max_change` (largest absolute change of a parameter),
+#'   `info_min` (smallest eigenvalue of the scaled information after the
+#'   continuation; the largest is `info_max`), `info_min_gate` (the share of
+#'   the gate parameters in its eigenvector), `sharpness` (the largest
+#'   \eqn{\|w_i - w_j\|} after), `at_maximum` (`criterion_after <= grad_tol`
+#'   and `info_min > 0`), `loss` (the study's first loss after the
+#'   continuation; for a Voronoi loss also its parts `loss_weight` and
+#'   `loss_<block>`, each block's term summed over the fitted atoms, in the
+#'   loss's own translation) and, with `sharpen`, `sharpen_gain` (the largest
+#'   profile log-likelihood over the multiples minus the log-likelihood after
+#'   the continuation) and `sharpen_top` (the profile is highest at the
+#'   largest multiple, above the fit: along this path the likelihood exceeds
+#'   the fit's and its supremum lies beyond the multiples tried). The profile itself is
+#'   attribute `profile` (one row per fit and multiple: `row`, `multiple`,
+#'   `sharpness`, `loglik`, `gain`, `criterion`, `loss`).
+#' @seealso [rate_study()], [refit_study()], [moe_control()].
+#' @examples
+#' \donttest{
+#' truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+#'                     coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+#' s <- moe_study_setting(truth, k = 2, n_grid = c(200, 400), n_rep = 2, loss = "D1")
+#' study <- rate_study(s, seed = 1)
+#' study_maxima(study, sharpen = c(2, 10))
+#' }
+#' @export
+study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
+                         sharpen = NULL) {
+  if (!inherits(study, "moe_rate_study") || !inherits(attr(study, "setting"), "moe_study_setting")) {
+    stop_arg("study", "a rate_study() result with its setting", got = study)
+  }
+  setting <- attr(study, "setting")
+  if (setting$method != "ml") {
+    stop_arg("study", "a study fitted by maximum likelihood (method \"ml\"); it used \"",
+             setting$method, "\"")
+  }
+  seed <- attr(study, "seed")
+  if (length(seed) != 1 || !is.finite(seed)) {
+    stop_arg("study", "one batch (a single seed); it has seeds ", paste(seed, collapse = ", "))
+  }
+  if (is.null(study$params)) stop_arg("study", "a study with its fitted parameters (column params)")
+  has_fit <- which(!vapply(study$params, is.null, NA))
+  if (is.null(rows)) rows <- has_fit
+  if (!is.numeric(rows) || length(rows) == 0 || anyNA(rows) || any(rows != round(rows)) ||
+      !all(rows %in% has_fit)) {
+    stop_arg("rows", "row numbers of fits in `study` (rows with parameters: ",
+             paste(range(has_fit), collapse = " to "), ")", got = rows)
+  }
+  check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
+  newton_maxit <- check_count(newton_maxit, "newton_maxit")
+  if (!is.null(sharpen)) {
+    if (!is.numeric(sharpen) || length(sharpen) == 0 || anyNA(sharpen) || any(sharpen < 1) ||
+        any(!is.finite(sharpen))) {
+      stop_arg("sharpen", "NULL or finite multiples of at least 1", got = sharpen)
+    }
+    g <- setting$gate
+    if (g$score != "inner" || g$activation != "identity" || g$normalizer != "softmax" ||
+        isTRUE(g$estimate_tau) || g$transform != "identity" || !is.null(g$transform_fun)) {
+      stop_arg("sharpen", "NULL for this study: the sharpening profile needs the linear softmax gate")
+    }
+    sharpen <- sort(unique(sharpen))
+  }
+  task <- (study$replication[rows] - 1L) * length(setting$n_grid) +
+    match(study$n[rows], setting$n_grid)
+  if (anyNA(task)) stop_arg("rows", "rows whose n is in the setting's grid")
+  streams <- lecuyer_streams(seed, max(task))
+  old_kind <- RNGkind()
+  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
+  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
+  on.exit({
+    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
+    if (had_seed) {
+      assign(".Random.seed", old_seed, envir = .GlobalEnv)
+    } else if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) {
+      rm(".Random.seed", envir = .GlobalEnv)
+    }
+  }, add = TRUE)
+  RNGkind("L'Ecuyer-CMRG")
+  # The checks of one fit (row i of the study) on its rebuilt data.
+  check_one <- function(i, data) {
+    ev <- maximum_evaluator(setting, data, study$params[[i]])
+    th0 <- ev$theta0
+    start <- ev$eval(th0)
+    crit0 <- ev$criterion(start$gradient, th0)
+    cont <- newton_ascent(ev, th0, grad_tol, newton_maxit)
+    info <- scaled_information(ev, cont$theta)
+    e <- eigen(info$scaled, symmetric = TRUE)
+    P <- length(th0)
+    v_min <- e$vectors[, P]
+    params <- ev$params(cont$theta)
+    losses <- maximum_losses(setting, params)
+    row <- data.frame(row = i, n = study$n[i], replication = study$replication[i],
+                      loglik = start$loglik, criterion = crit0, newton_steps = cont$steps,
+                      newton_stop = cont$stop,
+                      criterion_after = cont$criterion, loglik_gain = cont$loglik - start$loglik,
+                      max_change = max(abs(cont$theta - th0)), info_min = e$values[P],
+                      info_max = e$values[1], info_min_gate = sum(v_min[seq_len(ev$n_gate)]^2),
+                      sharpness = gate_sharpness(params, attr(losses, "cells"))$sharpness,
+                      at_maximum = cont$stop != "maxit" && e$values[P] > 0 &&
+                        cont$criterion <= max(grad_tol, setting$control$grad_tol %||% 1e-6),
+                      row.names = NULL)
+    row <- cbind(row, as.data.frame(as.list(losses)))
+    if (!is.null(sharpen)) {
+      prof <- sharpen_profile(ev, cont$theta, sharpen, grad_tol, newton_maxit, setting,
+                            attr(losses, "cells"))
+      profiles[[length(profiles) + 1]] <<- cbind(row = i, prof)
+      row$sharpen_gain <- max(prof$loglik, na.rm = TRUE) - cont$loglik
+      top <- prof$loglik[nrow(prof)]
+      row$sharpen_top <- isTRUE(top > cont$loglik && top >= max(prof$loglik, na.rm = TRUE))
+    }
+    row$error <- NA_character_
+    row
+  }
+  profiles <- list()
+  out <- lapply(seq_along(rows), function(j) {
+    i <- rows[j]
+    assign(".Random.seed", streams[[task[j]]], envir = .GlobalEnv)
+    data <- study_data(setting, study$n[i])
+    tryCatch(check_one(i, data), error = function(e) {
+      data.frame(row = i, n = study$n[i], replication = study$replication[i],
+                 error = conditionMessage(e))
+    })
+  })
+  out <- rbind_fill(out)
+  rownames(out) <- NULL
+  if (!is.null(sharpen)) attr(out, "profile") <- do.call(rbind, profiles)
+  out
+}
+
+# Rows with different columns (failed checks have only an error) to one frame.
+rbind_fill <- function(rows) {
+  cols <- unique(unlist(lapply(rows, names)))
+  do.call(rbind, lapply(rows, function(r) {
+    for (nm in setdiff(cols, names(r))) r[[nm]] <- NA
+    r[cols]
+  }))
+}
+
+# Log-likelihood and score of one replication's data as functions of the
+# packed parameters (gate first, then experts; Gaussian variances last).
+maximum_evaluator <- function(setting, data, params) {
+  k <- setting$k
+  cp <- params_to_cpp(params, setting$expert, k)
+  U <- gate_input(setting$gate, data$Z)
+  resp <- response_matrix(data$y, setting$expert)
+  gs <- gate_cpp_spec(setting$gate)
+  gaussian <- setting$expert$family == "gaussian"
+  es <- expert_cpp_spec(setting$expert, if (gaussian) resp$var_y else 1, length(resp$levels))
+  first <- cpp_loglik(data$X, resp$Y, U, gs, es, cp$gate, cp$expert, NULL, FALSE, 1L)
+  P <- length(first$theta)
+  variance <- if (gaussian) seq_len(P) > P - k else rep(FALSE, P)
+  floor_value <- if (gaussian) es$var_floor else 0
+  n <- nrow(data$X)
+  list(
+    theta0 = first$theta, n_gate = first$n_gate, variance = variance, n = n,
+    # NULL outside the parameter space (a variance at or below its floor).
+    eval = function(theta, gradient = TRUE) {
+      if (any(theta[variance] <= floor_value)) return(NULL)
+      r <- cpp_loglik(data$X, resp$Y, U, gs, es, cp$gate, cp$expert, theta, gradient, 1L)
+      if (!is.finite(r$loglik)) return(NULL)
+      list(loglik = r$loglik, gradient = r$gradient)
+    },
+    criterion = function(gradient, theta) max(abs(gradient) * pmax(abs(theta), 1)) / n,
+    pack = function(p) {
+      cq <- params_to_cpp(p, setting$expert, k)
+      cpp_loglik(data$X, resp$Y, U, gs, es, cq$gate, cq$expert, NULL, FALSE, 1L)$theta
+    },
+    mass = function(theta) {
+      colMeans(cpp_loglik(data$X, resp$Y, U, gs, es, cp$gate, cp$expert, theta, FALSE, 1L)$posterior)
+    },
+    params = function(theta) {
+      r <- cpp_loglik(data$X, resp$Y, U, gs, es, cp$gate, cp$expert, theta, FALSE, 1L)
+      p <- params
+      p$gate$W[] <- r$gate$W
+      p$gate$b0[] <- r$gate$b0
+      p$expert$coef[] <- r$expert$coef
+      if (gaussian) p$expert$sigma2[] <- r$expert$sigma2
+      p
+    })
+}
+
+# Observed information (minus the Hessian, central differences of the score)
+# and its version scaled to unit diagonal where the diagonal is positive.
+scaled_information <- function(ev, theta, free = seq_along(theta), expand = NULL) {
+  # Step eps^(1/3) relative to the parameter's size (as observed_information()).
+  h <- .Machine$double.eps^(1 / 3) * pmax(abs(theta), 1)
+  h[ev$variance] <- pmin(h[ev$variance], theta[ev$variance] / 4)
+  P <- length(theta)
+  H <- matrix(0, P, P)
+  for (j in seq_len(P)) {
+    up <- down <- theta
+    up[j] <- up[j] + h[j]
+    down[j] <- down[j] - h[j]
+    gu <- ev$eval(up)
+    gd <- ev$eval(down)
+    if (is.null(gu) || is.null(gd)) stop("the information step left the parameter space", call. = FALSE)
+    H[, j] <- (gu$gradient - gd$gradient) / (2 * h[j])
+  }
+  info <- -(H + t(H)) / 2
+  if (!is.null(expand)) info <- t(expand) %*% info %*% expand
+  d <- diag(info)
+  s <- rep(1, length(d))
+  s[d > 0] <- 1 / sqrt(d[d > 0])
+  list(info = info, scale = s, scaled = info * outer(s, s))
+}
+
+# Damped Newton ascent from theta. `fixed`: a function mapping the free
+# parameters phi to the full theta (a linear map A phi + b given by `A` and
+# `to_full`), for the profile; NULL for the full parameter vector.
+newton_ascent <- function(ev, theta, grad_tol, maxit, A = NULL, to_full = NULL, phi = NULL,
+                          refresh = 1L) {
+  full <- if (is.null(A)) function(x) x else to_full
+  x <- if (is.null(A)) theta else phi
+  cur <- ev$eval(full(x))
+  if (is.null(cur)) stop("the start is outside the parameter space", call. = FALSE)
+  grad_of <- function(g) if (is.null(A)) g else as.numeric(crossprod(A, g))
+  crit <- ev$criterion(grad_of(cur$gradient), x)
+  steps <- 0L
+  stop_reason <- "criterion"
+  while (crit > grad_tol) {
+    if (steps >= maxit) {
+      stop_reason <- "maxit"
+      break
+    }
+    # The information costs 2P score passes: `refresh` > 1 reuses it for
+    # that many steps (a chord method: cheaper steps, linear convergence).
+    if (steps %% refresh == 0L || !exists("e", inherits = FALSE)) {
+      info <- scaled_information(ev, full(x), expand = A)
+      e <- eigen(info$scaled, symmetric = TRUE)
+    }
+    m <- length(e$values)
+    lam <- if (e$values[m] > 1e-12 * e$values[1]) 0 else -e$values[m] + 1e-8 * e$values[1]
+    g <- grad_of(cur$gradient) * info$scale
+    step <- info$scale * as.numeric(e$vectors %*% (crossprod(e$vectors, g) / (e$values + lam)))
+    t <- 1
+    accepted <- FALSE
+    for (half in 1:40) {
+      cand <- x + t * step
+      nx <- ev$eval(full(cand))
+      if (!is.null(nx) && nx$loglik > cur$loglik) {
+        accepted <- TRUE
+        break
+      }
+      t <- t / 2
+    }
+    if (!accepted) {
+      stop_reason <- "no_ascent"
+      break
+    }
+    x <- cand
+    cur <- nx
+    crit <- ev$criterion(grad_of(cur$gradient), x)
+    steps <- steps + 1L
+  }
+  list(theta = full(x), phi = x, loglik = cur$loglik, criterion = crit, steps = steps,
+       stop = stop_reason)
+}
+
+# The most different pair of gate vectors (reference vector 0 included when
+# the gate keeps one) and its distance; with `cells` (the true atom of each
+# fitted one) only pairs that share a cell, if any do: the split of a true
+# expert.
+gate_sharpness <- function(params, cells = NULL) {
+  W <- params$gate$W
+  k <- ncol(W)
+  best <- list(i = NA_integer_, j = NA_integer_, sharpness = 0)
+  shared <- !is.null(cells) && anyDuplicated(cells) > 0
+  for (i in seq_len(k)) for (j in seq_len(k)) {
+    if (i == j || shared && cells[i] != cells[j]) next
+    s <- sqrt(sum((W[, i] - W[, j])^2))
+    if (s > best$sharpness) best <- list(i = i, j = j, sharpness = s)
+  }
+  best
+}
+
+# Profile log-likelihood in the sharpness c = ||w_i - w_j|| of the pair that
+# splits a true atom (else the sharpest pair), direction fixed, at multiples
+# of its value at theta. Warm start of each point: the minor atom of the pair
+# (smaller posterior mass) has its logit difference to the other scaled by
+# the ratio of sharpnesses, so the boundary stays in place and no other
+# atom's logits move; then the parameters go back to the gate's reference
+# convention.
+sharpen_profile <- function(ev, theta, multiples, grad_tol, maxit, setting, cells = NULL) {
+  params <- ev$params(theta)
+  W <- params$gate$W
+  q <- nrow(W)
+  k <- ncol(W)
+  pair <- gate_sharpness(params, cells)
+  mass <- ev$mass(theta)
+  moved <- if (mass[pair$i] <= mass[pair$j]) pair$i else pair$j
+  partner <- if (moved == pair$i) pair$j else pair$i
+  c_hat <- pair$sharpness
+  info <- gate_info(setting$gate, q, k)
+  kw <- if (isTRUE(info$w_reference)) k - 1L else k
+  w_pos <- function(e) if (e <= kw) (e - 1L) * q + seq_len(q) else integer(0)
+  # The constrained vector is the pair's free one: w_f = w_g + c u.
+  f <- if (length(w_pos(moved))) moved else partner
+  g <- if (f == moved) partner else moved
+  u <- (W[, f] - W[, g]) / c_hat
+  P <- length(theta)
+  free <- setdiff(seq_len(P), w_pos(f))
+  A <- diag(P)[, free, drop = FALSE]
+  if (length(w_pos(g))) A[w_pos(f), match(w_pos(g), free)] <- diag(q)
+  base <- ev$eval(theta, FALSE)$loglik
+  cur <- params
+  c_prev <- c_hat
+  # Warm starts need small moves: the profile walks up a grid of ratio at
+  # most 1.5 and reports the requested multiples.
+  top <- max(multiples)
+  grid <- sort(unique(c(multiples, exp(seq(0, log(top), length.out = ceiling(log(top) / log(1.5)) + 1)))))
+  grid <- grid[grid > 1 | grid %in% multiples]
+  rows <- lapply(grid, function(mult) {
+    cc <- mult * c_hat
+    start <- cur
+    Wm <- start$gate$W
+    b0 <- start$gate$b0
+    Wm[, moved] <- Wm[, partner] + (Wm[, moved] - Wm[, partner]) * cc / c_prev
+    b0[moved] <- b0[partner] + (b0[moved] - b0[partner]) * cc / c_prev
+    if (isTRUE(info$w_reference)) Wm <- Wm - Wm[, k]
+    if (isTRUE(info$b_reference)) b0 <- b0 - b0[k]
+    start$gate$W[] <- Wm
+    start$gate$b0[] <- b0
+    th <- ev$pack(start)
+    offset <- numeric(P)
+    offset[w_pos(f)] <- cc * u
+    to_full <- function(phi) as.numeric(A %*% phi) + offset
+    res <- tryCatch(newton_ascent(ev, to_full(th[free]), grad_tol, maxit, A = A,
+                                  to_full = to_full, phi = th[free], refresh = 4L),
+                    error = function(e) NULL)
+    if (is.null(res)) {
+      return(data.frame(multiple = mult, sharpness = cc, loglik = NA_real_, criterion = NA_real_,
+                        loss = NA_real_))
+    }
+    cur <<- ev$params(res$theta)
+    c_prev <<- cc
+    loss <- tryCatch(maximum_losses(setting, cur)[["loss"]], error = function(e) NA_real_)
+    data.frame(multiple = mult, sharpness = cc, loglik = res$loglik, criterion = res$criterion,
+               loss = loss)
+  })
+  out <- do.call(rbind, rows)
+  out <- out[out$multiple %in% multiples, , drop = FALSE]
+  rownames(out) <- NULL
+  out$gain <- out$loglik - base
+  out[, c("multiple", "sharpness", "loglik", "gain", "criterion", "loss")]
+}
+
+# The study's first loss at params and, for a Voronoi loss, its parts: the
+# weight discrepancy and each parameter block's term summed over the atoms,
+# in the translation the loss chose.
+maximum_losses <- function(setting, params) {
+  spec <- list(gate = setting$gate, expert = setting$expert, method = setting$method)
+  fit <- c(spec, list(params = params, loglik = NA_real_))
+  if (is.function(setting$loss)) return(c(loss = study_loss(setting, fit, strict = FALSE)[[1]]))
+  v <- voronoi_loss(fit, setting$truth, exponents = setting$loss, detail = TRUE)
+  fa <- voronoi_atoms(params, spec, "fit")
+  ta <- voronoi_atoms(setting$truth, spec, "truth")
+  tr <- v$translation
+  tw <- tr[grepl("^t_w", names(tr))]
+  s <- exp(tr[["t_0"]])
+  r_fun <- exponent_table(setting$loss)
+  parts <- vapply(names(fa$blocks), function(b) {
+    sum(vapply(seq_len(fa$k), function(a) {
+      cell <- v$cells[a]
+      x <- fa$blocks[[b]][a, ]
+      if (b == "w" && length(tw)) x <- x + tw
+      s * fa$weight[a] * sqrt(sum((x - ta$blocks[[b]][cell, ])^2))^r_fun(b, v$cell_sizes[cell])
+    }, 0))
+  }, 0)
+  structure(c(loss = v$loss, loss_weight = v$weight,
+              stats::setNames(parts, paste0("loss_", names(parts)))), cells = v$cells)
+}
+
