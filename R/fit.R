@@ -646,9 +646,8 @@ has_progressr <- function() requireNamespace("progressr", quietly = TRUE)
 
 run_em <- function(start, resp, X, U, expert, gate, control, dims, label = "") {
   cp <- params_to_cpp(start$params, expert, dims$k)
-  if (identical(control$accelerate, "auto")) {
-    control$accelerate <- if (expert$family == "multinomial") "squarem" else "none"
-  }
+  if (identical(control$accelerate, "auto")) control$accelerate <- "squarem"
+
   R0 <- if (is.null(start$R0)) matrix(0, 0, dims$k) else start$R0
   # The first M-step from a start's responsibilities is weighted like all others.
   if (!is.null(dims$weights) && nrow(R0) > 0) R0 <- R0 * dims$weights

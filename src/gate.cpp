@@ -475,7 +475,13 @@ double Gate::mstep(const CMat& U, const CMat& R, GateParams& p, int nthreads,
       opt.prob_out = &cache->G;
       opt.prob_scratch = &newton_prob_scratch_;
     }
-    NewtonResult nr = multinom_newton(U, R, B, maxit_or(50), spec_.gate_tol, nthreads, opt);
+    // One Newton step per EM iteration by default (an EM gradient algorithm,
+    // monotone like every other gate's one Fisher step): at n = 2e4, d = 2,
+    // k = 3 the fit to the gradient rule took 0.47 s instead of 0.65 s under
+    // SQUAREM, at n = 2e5, d = 10, k = 4 3.4 s instead of 5.5 s, to the same
+    // log-likelihood (the solve to gate_tol spent 2-3 steps per M-step far
+    // from the fixed point, where an exact M-step buys nothing).
+    NewtonResult nr = multinom_newton(U, R, B, maxit_or(1), spec_.gate_tol, nthreads, opt);
     stats_.steps = nr.steps;
     for (Index i = 0; i < k_ - 1; ++i) {
       p.b0(i) = spec_.intercept_inside ? B(0, i) * tau : B(0, i);

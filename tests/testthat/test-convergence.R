@@ -43,6 +43,35 @@ test_that("converged is named by the rule that stopped the fit", {
   expect_equal(f_grad$loglik, f_grad$trace[length(f_grad$trace)])
 })
 
+test_that("the default is SQUAREM with one gate Newton step per EM iteration", {
+  set.seed(11)
+  n <- 600
+  x <- runif(n)
+  y <- ifelse(runif(n) < plogis(5 * (x - 0.5)), 1 + 2 * x, -1 - x) + rnorm(n, sd = 0.3)
+  d <- data.frame(x, y)
+  fit <- function(...) {
+    set.seed(3)
+    moe(y ~ x, data = d, k = 2, control = moe_control(...))
+  }
+  default <- fit()
+  expect_identical(default$params, fit(accelerate = "squarem", gate_maxit = 1)$params)
+  expect_identical(default$trace, fit(accelerate = "squarem", gate_maxit = 1)$trace)
+  # Plain EM with the default gate M-step: one Newton step per EM iteration;
+  # solved to gate_tol (gate_maxit = 50) it takes more.
+  plain <- fit(accelerate = "none")
+  expect_lte(plain$gate_work[["steps"]], plain$iter)
+  solved <- fit(accelerate = "none", gate_maxit = 50)
+  expect_gt(solved$gate_work[["steps"]], solved$iter)
+  # All three reach the same maximum (gradient rule), the default in fewer
+  # iterations, monotone.
+  for (f in list(default, plain, solved)) {
+    expect_identical(names(f$converged), "gradient")
+    expect_equal(f$loglik, solved$loglik, tolerance = 1e-9)
+  }
+  expect_lt(default$iter, plain$iter)
+  expect_true(all(diff(default$trace) >= -1e-10 * abs(default$loglik)))
+})
+
 test_that("the gradient criterion is free of units and falls only near a stationary point", {
   case <- overspecified_case(600, 3)
   fit <- function(d, ...) suppressWarnings(moe(y ~ x1, data = d, k = 3,
@@ -68,10 +97,10 @@ test_that("polished over-specified fits are monotone and never below plain EM", 
     case <- overspecified_case(1500, seed)
     fit <- function(...) suppressWarnings(moe(y ~ x1, data = case$d, k = 3,
                                               control = moe_control(init = case$start, ...)))
-    plain <- fit(stop = "loglik", tol = 1e-12, maxit = 3000)
-    newton <- fit()
-    lbfgs <- fit(polish = "lbfgs")
-    squarem <- fit(accelerate = "squarem")
+    plain <- fit(stop = "loglik", tol = 1e-12, maxit = 3000, accelerate = "none")
+    newton <- fit(accelerate = "none")
+    lbfgs <- fit(polish = "lbfgs", accelerate = "none")
+    squarem <- fit()  # the default: SQUAREM with the Newton polish
     for (f in list(newton, squarem)) {
       expect_true(f$converged, label = paste("seed", seed))
       expect_identical(names(f$converged), "gradient")

@@ -43,18 +43,25 @@ test_that("a sigmoid-temperature fit whose temperature runs off stops polishing 
   # Before: 3 polishes of 100 Newton iterations, 5152 evaluations, 2.6 s CPU
   # (maxit = 1000: 10 s elapsed under load). Now 2111 evaluations, 1.2 s
   # CPU: a Newton loop that ran to its cap in every polish gives more than
-  # 2500.
+  # 2500. Plain EM runs to maxit (the temperature runs off); SQUAREM (the
+  # default since) reached a stationary point at iteration 37 (temperature
+  # 7.36, 2053 evaluations, 1.1 s CPU). Either way the fit says which.
   expect_lt(r$fit$polish[["evaluations"]], 2500)
-  expect_identical(names(r$fit$converged), "maxit")
-  expect_true(r$warned)
+  expect_true(names(r$fit$converged) %in% c("maxit", "gradient"))
+  expect_identical(r$warned, !isTRUE(r$fit$converged))
   expect_true(is.finite(r$fit$loglik))
   expect_lt(r$cpu, 10)
 })
 
 test_that("a Euclidean-abs fit with activated experts stops polishing (k = 4, n = 1996)", {
   d <- campaign_data("tanh", 1996, 2)
+  # Plain EM, as when the stall rule was written. SQUAREM (the default since)
+  # also stalls in each of its 3 polishes, after 2714 evaluations in all
+  # (5.6 s CPU against plain EM's 2.9 s; 3 polishes at their cap would take
+  # about 6600): this fit has no maximum in reach.
   r <- timed_fit(d, 2, k = 4, gate = gate_euclidean(squared = FALSE),
-                 expert = expert_gaussian("tanh"), control = moe_control(maxit = 100))
+                 expert = expert_gaussian("tanh"),
+                 control = moe_control(maxit = 100, accelerate = "none"))
   # Before: 4238 evaluations (steps halved to 2^-22 on the gate's kink),
   # 7.6 s CPU; now 1477, 3.1 s CPU.
   expect_lt(r$fit$polish[["evaluations"]], 2500)

@@ -246,9 +246,10 @@ test_that("trace names the start, least squares traces, starts signal progress",
   d <- two_expert_data(300)
   out <- capture.output(f0 <- suppressWarnings(
     moe(y ~ x1, data = d, k = 2, control = moe_control(n_starts = 2, trace = 5, maxit = 10,
-                                                      # the relative-change rule, so that
+                                                      # the relative-change rule at a
+                                                      # tolerance no fit meets, so that
                                                       # start 2 reaches iteration 10
-                                                      stop = "loglik"))))
+                                                      stop = "loglik", tol = 1e-300))))
   expect_true(any(grepl("start 1/2: iteration +5", out)))
   expect_true(any(grepl("start 2/2: iteration +10", out)))
   one <- capture.output(f1 <- moe(y ~ x1, data = d, k = 2, control = moe_control(trace = 5)))
