@@ -34,7 +34,12 @@
 #' run-off path Newton takes steps of about constant length along the
 #' sharpening direction, the log-likelihood gains shrink geometrically and
 #' the steps do not stop; its local information is positive definite but with
-#' an eigenvalue that shrinks with the gains. A sharpening profile that keeps
+#' an eigenvalue that shrinks with the gains. Far along such a path that
+#' eigenvalue is zero to rounding and the gains are below it, so
+#' `at_maximum` is only the second-order condition at the returned point, not
+#' a run-off detector: read it with `sharpness`, `info_min` and the profile
+#' (the tests hold a run-off whose fit meets the gradient rule at a gate
+#' vector of about 2e4 with `info_min` zero to 1e-5). A sharpening profile that keeps
 #' rising to the largest multiple says that the likelihood is higher along a
 #' path to infinity than at this local maximum (its supremum, over the
 #' directions tried, is not attained), whether or not the fit itself sits on
@@ -47,7 +52,9 @@
 #' @param newton_maxit Maximum Newton steps of the continuation (and of each
 #'   profile point).
 #' @param sharpen `NULL` (no profile) or multiples (at least 1) of the fitted
-#'   sharpness at which to profile the log-likelihood.
+#'   sharpness at which to profile the log-likelihood. The profile walks up to
+#'   the largest through a grid of ratio at most 1.5 (warm starts), and
+#'   reports every point of it.
 #' @return A data frame with one row per fit: `row`, `n`, `replication`,
 #'   `loglik` (stored), `criterion` (relative gradient at the stored
 #'   estimate), `newton_steps`, `criterion_after`, `loglik_gain` (of the
@@ -61,11 +68,13 @@
 #'   `loss_<block>`, each block's term summed over the fitted atoms, in the
 #'   loss's own translation) and, with `sharpen`, `sharpen_gain` (the largest
 #'   profile log-likelihood over the multiples minus the log-likelihood after
-#'   the continuation) and `sharpen_top` (the profile is highest at the
+#'   the continuation; where a profile point's maximisation stops before its
+#'   criterion holds, the value found is a lower bound of the profile there) and `sharpen_top` (the profile is highest at the
 #'   largest multiple, above the fit: along this path the likelihood exceeds
 #'   the fit's and its supremum lies beyond the multiples tried). The profile itself is
-#'   attribute `profile` (one row per fit and multiple: `row`, `multiple`,
-#'   `sharpness`, `loglik`, `gain`, `criterion`, `loss`).
+#'   attribute `profile` (one row per fit and point of the grid: `row`,
+#'   `multiple`, `requested` (a multiple asked for), `sharpness`, `loglik`,
+#'   `gain`, `criterion`, `loss`).
 #' @seealso [rate_study()], [refit_study()], [moe_control()].
 #' @examples
 #' \donttest{
@@ -157,7 +166,7 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
                             attr(losses, "cells"))
       profiles[[length(profiles) + 1]] <<- cbind(row = i, prof)
       row$sharpen_gain <- max(prof$loglik, na.rm = TRUE) - cont$loglik
-      top <- prof$loglik[nrow(prof)]
+      top <- prof$loglik[nrow(prof)]  # the largest multiple
       row$sharpen_top <- isTRUE(top > cont$loglik && top >= max(prof$loglik, na.rm = TRUE))
     }
     row$error <- NA_character_
@@ -204,7 +213,7 @@ maximum_evaluator <- function(setting, data, params) {
   floor_value <- if (gaussian) es$var_floor else 0
   n <- nrow(data$X)
   list(
-    theta0 = first$theta, n_gate = first$n_gate, variance = variance, n = n,
+    theta0 = first$theta, n_gate = first$n_gate, variance = variance, n = n, floor = floor_value,
     # NULL outside the parameter space (a variance at or below its floor).
     eval = function(theta, gradient = TRUE) {
       if (any(theta[variance] <= floor_value)) return(NULL)
@@ -236,7 +245,8 @@ maximum_evaluator <- function(setting, data, params) {
 scaled_information <- function(ev, theta, free = seq_along(theta), expand = NULL) {
   # Step eps^(1/3) relative to the parameter's size (as observed_information()).
   h <- .Machine$double.eps^(1 / 3) * pmax(abs(theta), 1)
-  h[ev$variance] <- pmin(h[ev$variance], theta[ev$variance] / 4)
+  # Variances: both steps stay above the floor.
+  h[ev$variance] <- pmin(h[ev$variance], (theta[ev$variance] - ev$floor) / 4)
   P <- length(theta)
   H <- matrix(0, P, P)
   for (j in seq_len(P)) {
@@ -284,16 +294,25 @@ newton_ascent <- function(ev, theta, grad_tol, maxit, A = NULL, to_full = NULL, 
     lam <- if (e$values[m] > 1e-12 * e$values[1]) 0 else -e$values[m] + 1e-8 * e$values[1]
     g <- grad_of(cur$gradient) * info$scale
     step <- info$scale * as.numeric(e$vectors %*% (crossprod(e$vectors, g) / (e$values + lam)))
-    t <- 1
+    # The Newton (or Levenberg) step, halved until it raises the
+    # log-likelihood; failing that, a steepest-ascent step in the scaled
+    # coordinates (length 1 / largest eigenvalue), halved the same way: a
+    # near-singular information can point the Newton step along a direction
+    # where its gain is below rounding.
     accepted <- FALSE
-    for (half in 1:40) {
-      cand <- x + t * step
-      nx <- ev$eval(full(cand))
-      if (!is.null(nx) && nx$loglik > cur$loglik) {
-        accepted <- TRUE
-        break
+    directions <- list(step, info$scale * g / e$values[1])
+    for (dir in directions) {
+      t <- 1
+      for (half in 1:40) {
+        cand <- x + t * dir
+        nx <- ev$eval(full(cand))
+        if (!is.null(nx) && nx$loglik > cur$loglik) {
+          accepted <- TRUE
+          break
+        }
+        t <- t / 2
       }
-      t <- t / 2
+      if (accepted) break
     }
     if (!accepted) {
       stop_reason <- "no_ascent"
@@ -357,7 +376,7 @@ sharpen_profile <- function(ev, theta, multiples, grad_tol, maxit, setting, cell
   cur <- params
   c_prev <- c_hat
   # Warm starts need small moves: the profile walks up a grid of ratio at
-  # most 1.5 and reports the requested multiples.
+  # most 1.5 through the requested multiples and reports every point.
   top <- max(multiples)
   grid <- sort(unique(c(multiples, exp(seq(0, log(top), length.out = ceiling(log(top) / log(1.5)) + 1)))))
   grid <- grid[grid > 1 | grid %in% multiples]
@@ -390,10 +409,10 @@ sharpen_profile <- function(ev, theta, multiples, grad_tol, maxit, setting, cell
                loss = loss)
   })
   out <- do.call(rbind, rows)
-  out <- out[out$multiple %in% multiples, , drop = FALSE]
+  out$requested <- out$multiple %in% multiples
   rownames(out) <- NULL
   out$gain <- out$loglik - base
-  out[, c("multiple", "sharpness", "loglik", "gain", "criterion", "loss")]
+  out[, c("multiple", "requested", "sharpness", "loglik", "gain", "criterion", "loss")]
 }
 
 # The study's first loss at params and, for a Voronoi loss, its parts: the

@@ -1,0 +1,56 @@
+#!/usr/bin/env Rscript
+# Are the gradient-rule fits of the NeurIPS 2023 k = 3 start-loss runs at a
+# finite maximum of the likelihood, or on a run-off path (a gate sharpening
+# without bound while the log-likelihood still rises)? With one command:
+#
+#   Rscript inst/studies/neurips2023-maximum.R [--sharpen_nmax=1e5] [--out=DIR]
+#
+# For every fit of neurips2023-starts-gradient.rds (our start noise) and
+# neurips2023-starts-gradient-public.rds (the public code's), study_maxima()
+# rebuilds the replication's data, continues the fit by Newton steps on the
+# full log-likelihood, computes the observed information there and the loss's
+# parts (the gate-vector term against the expert terms), and profiles the
+# log-likelihood along the sharpening of the gate boundary between the two
+# fitted experts that split a true one (multiples 10 and 100 of the fitted
+# sharpness, every other parameter maximised) for fits with n <= sharpen_nmax.
+# Writes neurips2023-maximum.rds: a list with one element per run (the
+# study_maxima() table, its profile in attr(, "profile")), the seconds and
+# the machine.
+suppressPackageStartupMessages(library(moegate))
+opt <- study_options(list(sharpen_nmax = 1e5,
+                          out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+find_run <- function(name) {
+  f <- c(file.path(opt$out, name), system.file("extdata", name, package = "moegate"))
+  f <- f[nzchar(f) & file.exists(f)]
+  if (length(f)) readRDS(f[1])
+}
+runs <- list(ours = find_run("neurips2023-starts-gradient.rds"),
+             public = find_run("neurips2023-starts-gradient-public.rds"))
+runs <- runs[!vapply(runs, is.null, NA)]
+if (!length(runs)) stop("no gradient-rule start-loss run found")
+t0 <- proc.time()[["elapsed"]]
+out <- lapply(runs, function(run) {
+  st <- run$studies$k3
+  small <- st$n <= opt$sharpen_nmax
+  parts <- list(if (any(small)) study_maxima(st, rows = which(small), sharpen = c(10, 100)),
+                if (any(!small)) study_maxima(st, rows = which(!small)))
+  parts <- parts[!vapply(parts, is.null, NA)]
+  cols <- unique(unlist(lapply(parts, names)))
+  checked <- do.call(rbind, lapply(parts, function(p) {
+    for (nm in setdiff(cols, names(p))) p[[nm]] <- NA
+    p[cols]
+  }))
+  checked <- checked[order(checked$row), ]
+  rownames(checked) <- NULL
+  attr(checked, "profile") <- attr(parts[[1]], "profile")
+  attr(checked, "run") <- list(date = run$date, seed = run$seed, note = run$note)
+  checked
+})
+result <- list(checks = out, seconds = proc.time()[["elapsed"]] - t0,
+               date = format(Sys.time(), "%Y-%m-%d %H:%M UTC", tz = "UTC"),
+               machine = list(R = R.version.string, platform = R.version$platform,
+                              cores = parallel::detectCores()), sharpen_nmax = opt$sharpen_nmax)
+saveRDS(result, file.path(opt$out, "neurips2023-maximum.rds"))
+print(lapply(out, function(x) x[, c("n", "replication", "at_maximum", "newton_steps", "info_min",
+                                     "loss", "loss_w", "sharpen_gain")]))
+cat(sprintf("%.0f s\n", result$seconds))
