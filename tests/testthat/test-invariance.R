@@ -149,7 +149,10 @@ test_that("Euclidean gates are invariant to shifts, and to scales with an estima
     g <- moe(y ~ x | u, data = d, k = 2, gate = gate_euclidean())
     # Before: -194 at x * 1e4 (the temperature had to travel to 1e8).
     expect_equal(g$loglik, ref$loglik, tolerance = 1e-9, label = u)
-    expect_equal(fitted(g), fitted(ref), tolerance = 1e-6, label = u)
+    # The fits stop at the gradient rule (1e-6) on a flat direction of this
+    # likelihood: fitted values agree to a few 1e-6 (x * 1e4: 3e-6), the
+    # log-likelihoods to 1e-9.
+    expect_equal(fitted(g), fitted(ref), tolerance = 1e-5, label = u)
   }
   # At a fixed temperature only shifts leave the model unchanged.
   fixed <- gate_euclidean(estimate_temperature = FALSE)
