@@ -95,3 +95,27 @@ test_that("the mixed rule finds a higher optimum where k-means starts all agree"
   expect_gt(mixed$loglik, km$loglik + 0.5)
   expect_gt(max(mixed$start_objective[c(2, 4)]), max(mixed$start_objective[c(1, 3)]))
 })
+
+test_that("multinomial k-means starts cluster the covariates, not the classes", {
+  # Three covariate regions, each with the same class mix: clusters of the
+  # covariates are the regions. With the one-hot response among the
+  # clustered columns (earlier versions) the same seed gave clusters that
+  # mixed the regions (66 / 75 / 68 rows of each in one of them).
+  set.seed(21)
+  n <- 600
+  x <- c(runif(n / 3, -3, -2), runif(n / 3, -0.5, 0.5), runif(n / 3, 2, 3))
+  y <- factor(sample(c("a", "b", "c"), n, replace = TRUE))
+  X <- cbind(1, x)
+  Y <- moegate:::response_matrix(y, expert_multinomial())$Y
+  start <- function() {
+    set.seed(4)
+    moegate:::make_start("kmeans", 1, y, list(Y = Y, n_classes = 3L), X, cbind(x), cbind(x),
+                         3, expert_multinomial(), gate_softmax(),
+                         list(n = n, p = 2, q = 1, k = 3, K = 3), NULL, NULL)$groups
+  }
+  groups <- start()
+  region <- cut(x, c(-4, -1, 1, 4))
+  expect_true(all(rowSums(table(groups, region) > 0) == 1))
+  expect_setequal(unique(groups), 1:3)
+  expect_identical(start(), groups)  # reproducible from the seed
+})
