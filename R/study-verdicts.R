@@ -207,8 +207,14 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
       slope_start <- rate_slopes(st, loss = "loss_start", B = B)$slope[1]
       iterations <- stats::median(last$iterations, na.rm = TRUE)
       verdict <- if (at_maximum && !is.null(maxima)) {
-        maximum_verdict(if (hit) "reproduced" else "not reproduced", st, maxima, ratio,
-                        slope_start, f$slope)
+        # A slope interval from fewer than 5 sizes that happens to contain the
+        # theory's slope decides nothing (as for the contrasts).
+        sizes <- length(unique(st$n[is.finite(st$loss)]))
+        head <- if (!hit) "not reproduced" else if (sizes < 5) {
+          sprintf("not decided by the slope (only %d sample sizes; interval %.2f to %.2f)",
+                  sizes, f$lower, f$upper)
+        } else "reproduced"
+        maximum_verdict(head, st, maxima, ratio, slope_start, f$slope)
       } else if (at_maximum && all(last$converged, na.rm = TRUE)) {
         sprintf(paste0("%s with fits meeting the gradient rule (every fit at n = %d; not checked ",
                        "for a maximum): their median loss there is %.3g, %.0f times their ",
@@ -261,7 +267,7 @@ maximum_verdict <- function(head, st, maxima, ratio, slope_start, slope) {
   }
   sprintf(paste0("%s with %s: at n = %d their median loss is %.3g, %.0f times their starts' ",
                  "(start slope %.2f, fit slope %.2f), %.0f%% of the summed loss the gate-vector ",
-                 "term of the extra expert%s"),
+                 "(w) term%s"),
           head, where, n_max, stats::median(big$loss), ratio, slope_start, slope, w_share,
           if (nrow(profiled)) sprintf("; along the sharpening of the split the likelihood rises above the fit's in %d of %d fits profiled, so the fit is not the global maximum there",
                                       rises, nrow(profiled)) else "")

@@ -3,7 +3,13 @@
 # finite maximum of the likelihood, or on a run-off path (a gate sharpening
 # without bound while the log-likelihood still rises)? With one command:
 #
-#   Rscript inst/studies/neurips2023-maximum.R [--sharpen_nmax=1e5] [--out=DIR]
+#   Rscript inst/studies/neurips2023-maximum.R [--sharpen_nmax=1e5] [--runs=ours,public]
+#           [--update=FALSE] [--out=DIR]
+#
+# --runs: which runs to check; --update=TRUE keeps the other runs' checks of an
+# existing neurips2023-maximum.rds (so one run can be redone alone, e.g. with
+# a larger --sharpen_nmax). The shipped file: --sharpen_nmax=31623 for both
+# runs, then --runs=ours --sharpen_nmax=1e5 --update=TRUE.
 #
 # For every fit of neurips2023-starts-gradient.rds (our start noise) and
 # neurips2023-starts-gradient-public.rds (the public code's), study_maxima()
@@ -17,7 +23,7 @@
 # study_maxima() table, its profile in attr(, "profile")), the seconds and
 # the machine.
 suppressPackageStartupMessages(library(moegate))
-opt <- study_options(list(sharpen_nmax = 1e5,
+opt <- study_options(list(sharpen_nmax = 1e5, runs = "ours,public", update = FALSE,
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 find_run <- function(name) {
   f <- c(file.path(opt$out, name), system.file("extdata", name, package = "moegate"))
@@ -26,10 +32,11 @@ find_run <- function(name) {
 }
 runs <- list(ours = find_run("neurips2023-starts-gradient.rds"),
              public = find_run("neurips2023-starts-gradient-public.rds"))
-runs <- runs[!vapply(runs, is.null, NA)]
+runs <- runs[!vapply(runs, is.null, NA) & names(runs) %in% strsplit(opt$runs, ",")[[1]]]
 if (!length(runs)) stop("no gradient-rule start-loss run found")
 t0 <- proc.time()[["elapsed"]]
 out <- lapply(runs, function(run) {
+  t_run <- proc.time()[["elapsed"]]
   st <- run$studies$k3
   small <- st$n <= opt$sharpen_nmax
   parts <- list(if (any(small)) study_maxima(st, rows = which(small), sharpen = c(10, 100)),
@@ -43,14 +50,22 @@ out <- lapply(runs, function(run) {
   checked <- checked[order(checked$row), ]
   rownames(checked) <- NULL
   attr(checked, "profile") <- attr(parts[[1]], "profile")
-  attr(checked, "run") <- list(date = run$date, seed = run$seed, note = run$note)
+  attr(checked, "run") <- list(date = run$date, seed = run$seed, note = run$note,
+                               sharpen_nmax = opt$sharpen_nmax,
+                               seconds = proc.time()[["elapsed"]] - t_run)
   checked
 })
+file <- file.path(opt$out, "neurips2023-maximum.rds")
+if (isTRUE(opt$update) && file.exists(file)) {
+  old <- readRDS(file)
+  keep <- setdiff(names(old$checks), names(out))
+  out <- c(old$checks[keep], out)[union(names(old$checks), names(out))]
+}
 result <- list(checks = out, seconds = proc.time()[["elapsed"]] - t0,
                date = format(Sys.time(), "%Y-%m-%d %H:%M UTC", tz = "UTC"),
                machine = list(R = R.version.string, platform = R.version$platform,
                               cores = parallel::detectCores()), sharpen_nmax = opt$sharpen_nmax)
-saveRDS(result, file.path(opt$out, "neurips2023-maximum.rds"))
+saveRDS(result, file)
 print(lapply(out, function(x) x[, c("n", "replication", "at_maximum", "newton_steps", "info_min",
                                      "loss", "loss_w", "sharpen_gain")]))
 cat(sprintf("%.0f s\n", result$seconds))

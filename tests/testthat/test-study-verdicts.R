@@ -92,11 +92,23 @@ test_that("over-specified rows compare the fits' loss with their starts'", {
   v <- study_verdicts(dir, B = 50, papers = 5)
   g <- v$verdict[grepl("gradient", v$claim)]
   expect_match(g, sprintf("fits at finite local maxima \\(all %d", nrow(st)))
-  expect_match(g, "90% of the summed loss the gate-vector term")
+  expect_match(g, "90% of the summed loss the gate-vector \\(w\\) term")
   expect_match(g, sprintf("in 15 of %d fits profiled", sum(!is.na(checks$sharpen_gain))))
   checks$at_maximum[1:2] <- FALSE
   saveRDS(list(checks = list(ours = checks)), file.path(dir, "neurips2023-maximum.rds"))
   v <- study_verdicts(dir, B = 50, papers = 5)
   expect_match(v$verdict[grepl("gradient", v$claim)],
                sprintf("%d of %d pass the second-order check", nrow(st) - 2, nrow(st)))
+  # Three sizes whose slope interval holds -1/2 decide nothing.
+  few <- fake_study(-0.5)
+  few <- few[few$n %in% sort(unique(few$n))[1:3], ]
+  few$iterations <- 50
+  few$converged <- TRUE
+  few$loss_start <- few$loss
+  saveRDS(list(studies = list(k3 = few)), file.path(dir, "neurips2023-starts-gradient.rds"))
+  checks <- data.frame(n = few$n, at_maximum = TRUE, newton_steps = 1L, loss = few$loss,
+                       loss_w = few$loss / 2, sharpen_gain = NA, error = NA)
+  saveRDS(list(checks = list(ours = checks)), file.path(dir, "neurips2023-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  expect_match(v$verdict[grepl("gradient", v$claim)], "^not decided by the slope \\(only 3 sample sizes")
 })
