@@ -91,6 +91,14 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
         run$studies, "euclidean", "inner", "loss", "polynomial vs exponential", B)
     add(p, "gate parameters sum |w - w*|: inner product slow, Euclidean polynomial",
         run$studies, "euclidean", "inner", "loss_w", "polynomial vs exponential", B)
+    # The issue's test of estimation along the ray: the gap between the fits
+    # of the same data from two starts, in the replications that ran it.
+    gaps <- lapply(run$studies, function(st) if ("gap" %in% names(st)) st[!is.na(st$gap), ])
+    if (!is.null(gaps$euclidean) && !is.null(gaps$inner)) {
+      add(p, paste0("two-start gap |log tau_1 - log tau_2| (starts 1 apart on the ray): ",
+                    "inner product not estimated (flat), Euclidean estimated (shrinks)"),
+          gaps, "euclidean", "inner", "gap", "identified vs not identified along the ray", B)
+    }
   }
   if (4 %in% papers && !is.null(run <- read("softmax-multinomial.rds"))) {
     p <- "softmax multinomial (arXiv 2310.14188)"

@@ -3,7 +3,7 @@
 # temperature claims, with one command:
 #
 #   Rscript inst/studies/sigmoid-multinomial.R [--workers=2] [--sizes=8] [--reps=20]
-#           [--nmin=3e3] [--nmax=1e5] [--two_start=4] [--maxit=1000] [--arms=euclidean,inner]
+#           [--nmin=3e3] [--nmax=1e5] [--two_start=4] [--maxit=1000] [--grad_tol=1e-6] [--seed=5] [--arms=euclidean,inner]
 #           [--out=DIR]
 #
 # --arms=euclidean or --arms=inner runs one arm and writes sigmoid-multinomial-<arm>.rds,
@@ -19,7 +19,7 @@
 # Writes sigmoid-multinomial.rds (a run_studies() result).
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(workers = 2, sizes = 8, reps = 20, nmin = 3e3, nmax = 1e5,
-                          two_start = 4, maxit = 1000, arms = "euclidean,inner", combine = FALSE,
+                          two_start = 4, maxit = 1000, grad_tol = 1e-6, seed = 5, arms = "euclidean,inner", combine = FALSE,
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 n_grid <- round(10^seq(log10(opt$nmin), log10(opt$nmax), length.out = opt$sizes))
 arms <- c(euclidean = "euclidean_temperature", inner = "sigmoid_temperature")
@@ -43,7 +43,7 @@ if (!all(chosen %in% names(arms))) stop("--arms: euclidean and/or inner")
 arms <- arms[chosen]
 settings <- lapply(arms, function(s) {
   study_setting_sigmoid_multinomial(s, n_grid = n_grid, n_rep = opt$reps, maxit = opt$maxit,
-                                    two_start = opt$two_start)
+                                    two_start = opt$two_start, grad_tol = opt$grad_tol)
 })
 # Conditioning of the temperature: the information's null directions and
 # condition number (the D1 prediction is a by-product).
@@ -51,6 +51,6 @@ asymptotic <- lapply(settings, function(s) {
   function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 100)
 })
 dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
-run_studies(settings, seed = 5, workers = opt$workers, asymptotic = asymptotic,
+run_studies(settings, seed = opt$seed, workers = opt$workers, asymptotic = asymptotic,
             file = file.path(opt$out, if (length(arms) == 2) "sigmoid-multinomial.rds" else
               sprintf("sigmoid-multinomial-%s.rds", names(arms))))

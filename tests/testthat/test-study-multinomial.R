@@ -91,3 +91,19 @@ test_that("the population profile: small positive Hellinger distances, validated
   expect_equal(sum(q$w), 6)
   expect_equal(sum(q$w * q$x^4), 2 * 3^5 / 5)
 })
+
+test_that("the temperature truth has no separable class; grad_tol reaches the control", {
+  st <- study_setting_sigmoid_multinomial("euclidean_temperature", grad_tol = 1e-5)
+  expect_identical(st$control$grad_tol, 1e-5)
+  expect_identical(study_setting_sigmoid_multinomial("sigmoid_temperature")$control$grad_tol, 1e-6)
+  x <- seq(-2, 2, length.out = 201)
+  for (i in 1:2) {
+    cf <- st$truth$expert$coef[, , i]
+    logits <- cbind(cf[1, 1] + cf[2, 1] * x, cf[1, 2] + cf[2, 2] * x, 0)
+    prob <- exp(logits) / rowSums(exp(logits))
+    # Every class keeps a probability bounded away from 0 and 1 over the
+    # covariates' range: no class is separable inside either expert's region.
+    expect_gt(min(prob), 0.03)
+    expect_lt(max(prob), 0.9)
+  }
+})

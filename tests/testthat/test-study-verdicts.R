@@ -112,3 +112,27 @@ test_that("over-specified rows compare the fits' loss with their starts'", {
   v <- study_verdicts(dir, B = 50, papers = 5)
   expect_match(v$verdict[grepl("gradient", v$claim)], "^not decided by the slope \\(only 3 sample sizes")
 })
+
+test_that("the sigmoid rows include the two-start gap in the replications that ran it", {
+  dir <- tempfile()
+  dir.create(dir)
+  eu <- fake_study(-0.5, gap_rate = -0.5)
+  ip <- fake_study(0, gap_rate = 0, seed = 2)
+  # The check runs in the first replications only: the rest carry NA.
+  eu$gap[eu$replication > 4] <- NA
+  ip$gap[ip$replication > 4] <- NA
+  eu$loss_w <- eu$loss
+  ip$loss_w <- ip$loss
+  saveRDS(list(studies = list(euclidean = eu, inner = ip)), file.path(dir, "sigmoid-multinomial.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 3)
+  expect_equal(nrow(v), 3)
+  expect_identical(v$loss, c("loss", "loss_w", "gap"))
+  expect_true(all(v$verdict == "reproduced"))
+  g <- eu[!is.na(eu$gap), ]
+  expect_equal(v$fast_slope[3], rate_slopes(g, "gap", B = 50)$slope[1])
+  # A gap that shrinks on the inner-product side too: not reproduced.
+  ip$gap <- eu$gap
+  saveRDS(list(studies = list(euclidean = eu, inner = ip)), file.path(dir, "sigmoid-multinomial.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 3)
+  expect_match(v$verdict[3], "not reproduced")
+})
