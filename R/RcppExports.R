@@ -9,8 +9,8 @@ cpp_lsq_fit <- function(X, Y, Z, gate_spec, activation, gate_params, coef, contr
     .Call(`_moegate_cpp_lsq_fit`, X, Y, Z, gate_spec, activation, gate_params, coef, control)
 }
 
-cpp_gate_forward <- function(Z, gate_spec, gate_params, nthreads) {
-    .Call(`_moegate_cpp_gate_forward`, Z, gate_spec, gate_params, nthreads)
+cpp_gate_forward <- function(Z, gate_spec, gate_params, nthreads, log_weights_only = FALSE) {
+    .Call(`_moegate_cpp_gate_forward`, Z, gate_spec, gate_params, nthreads, log_weights_only)
 }
 
 cpp_gate_objective <- function(Z, R, gate_spec, gate_params, theta, nthreads, information = FALSE) {
@@ -39,5 +39,17 @@ cpp_gate_info <- function(gate_spec, q, k) {
 
 cpp_thread_count <- function(requested, n) {
     .Call(`_moegate_cpp_thread_count`, requested, n)
+}
+
+cpp_nearest_centre <- function(X, x_cols, Y, scales, centres) {
+    .Call(`_moegate_cpp_nearest_centre`, X, x_cols, Y, scales, centres)
+}
+
+cpp_same_columns <- function(X, offset, U) {
+    .Call(`_moegate_cpp_same_columns`, X, offset, U)
+}
+
+cpp_constant_columns <- function(M) {
+    .Call(`_moegate_cpp_constant_columns`, M)
 }
 

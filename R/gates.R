@@ -238,14 +238,14 @@ gate_cpp_spec <- function(g) {
 
 # Gate input before the C++ transform: a user function is applied in R.
 gate_input <- function(g, Z) {
-  storage.mode(Z) <- "double"
+  if (!is.double(Z)) storage.mode(Z) <- "double"  # storage.mode<- copies even a double matrix
   if (is.null(g$transform_fun)) return(Z)
   U <- g$transform_fun(Z)
   if (!is.matrix(U) || !is.numeric(U) || nrow(U) != nrow(Z) || any(!is.finite(U))) {
     stop_arg("transform", "a function returning a finite numeric matrix with ",
              nrow(Z), " rows")
   }
-  storage.mode(U) <- "double"
+  if (!is.double(U)) storage.mode(U) <- "double"
   U
 }
 

@@ -213,13 +213,19 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
     if (ncol(Z) > 0 && nrow(Z) > 1) {
       # The gate has its own intercepts: a constant column of x (an intercept
       # the user added) is not a gate covariate, as in the formula method.
-      # Column by column: apply() would first copy the whole matrix (twice).
-      constant <- vapply(seq_len(ncol(Z)), function(j) all(Z[, j] == Z[1, j]), TRUE)
-      Z <- Z[, !constant, drop = FALSE]
-      from_x <- from_x[!constant]
+      # In place: apply() would first copy the whole matrix (twice), a column
+      # by column comparison in R makes three temporaries per column.
+      constant <- cpp_constant_columns(Z)
+      if (any(constant)) {  # subsetting would copy Z even when it keeps every column
+        Z <- Z[, !constant, drop = FALSE]
+        from_x <- from_x[!constant]
+      }
     }
   }
-  attr(Z, "from_x") <- from_x
+  # Setting an attribute on the user's own matrix would copy it (80 MB at
+  # n = 1e6, d = 10): a z that is all of x carries none, which predict()
+  # reads as "z is x" (and a user's z keeps the attribute FALSE).
+  if (!identical(from_x, seq_len(ncol(X)))) attr(Z, "from_x") <- from_x
   if (nrow(X) != NROW(y)) stop_arg("x", "a matrix with one row per response (", NROW(y), "); got ", nrow(X), " rows")
   if (nrow(Z) != NROW(y)) stop_arg("z", "a matrix with one row per response (", NROW(y), "); got ", nrow(Z), " rows")
   check_flag(intercept, "intercept")
@@ -331,8 +337,9 @@ as_numeric_matrix <- function(x, arg) {
   }
   if (is.numeric(x) && is.null(dim(x))) x <- matrix(x, ncol = 1)
   if (!is.matrix(x) || !is.numeric(x)) stop_arg(arg, "a numeric matrix", got = x)
-  # Integer matrices are valid input; the compiled code maps doubles.
-  storage.mode(x) <- "double"
+  # Integer matrices are valid input; the compiled code maps doubles. (Only
+  # then: storage.mode<- on the caller's double matrix would copy it.)
+  if (!is.double(x)) storage.mode(x) <- "double"
   x
 }
 

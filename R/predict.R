@@ -6,14 +6,16 @@
 moe_predict_core <- function(object, X, Z, nthreads = object$control$nthreads %||% 1L,
                              arg = "object", offset = NULL) {
   U <- gate_input(object$gate, Z)
-  storage.mode(X) <- "double"
-  storage.mode(U) <- "double"
+  if (!is.double(X)) storage.mode(X) <- "double"
+  if (!is.double(U)) storage.mode(U) <- "double"
   object$params <- check_params_design(object$params, X, U, object$expert, arg)
   if (ncol(object$params$gate$W) != object$k) {
     stop_arg(arg, "parameters for its k = ", object$k, " experts")
   }
   cp <- params_to_cpp(object$params, object$expert, object$k)
-  lw <- cpp_gate_forward(U, gate_cpp_spec(object$gate), cp$gate, nthreads)$log_weights
+  # Only the log-weights come back (not the n x q input and the logits).
+  lw <- cpp_gate_forward(U, gate_cpp_spec(object$gate), cp$gate, nthreads,
+                         log_weights_only = TRUE)$log_weights
   G <- exp(lw)
   enames <- paste0("expert", seq_len(object$k))
   dimnames(G) <- list(rownames(X), enames)

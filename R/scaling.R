@@ -35,7 +35,8 @@ column_scaling <- function(M, centre = TRUE, scale = TRUE, w = NULL) {
   out <- list(centre = numeric(p), scale = rep(1, p), icol = 0L)
   if (p == 0 || nrow(M) == 0 || !scale) return(out)
   first <- M[1, ]
-  constant <- vapply(seq_len(p), function(j) all(M[, j] == first[j]), TRUE)
+  constant <- if (is.double(M)) cpp_constant_columns(M) else
+    vapply(seq_len(p), function(j) all(M[, j] == first[j]), TRUE)
   icol <- which(constant & first != 0)
   out$icol <- if (length(icol)) icol[1] else 0L
   for (j in seq_len(p)) {

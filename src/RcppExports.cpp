@@ -49,8 +49,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_gate_forward
-Rcpp::List cpp_gate_forward(const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const List gate_params, int nthreads);
-RcppExport SEXP _moegate_cpp_gate_forward(SEXP ZSEXP, SEXP gate_specSEXP, SEXP gate_paramsSEXP, SEXP nthreadsSEXP) {
+Rcpp::List cpp_gate_forward(const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const List gate_params, int nthreads, bool log_weights_only);
+RcppExport SEXP _moegate_cpp_gate_forward(SEXP ZSEXP, SEXP gate_specSEXP, SEXP gate_paramsSEXP, SEXP nthreadsSEXP, SEXP log_weights_onlySEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -58,7 +58,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const List >::type gate_spec(gate_specSEXP);
     Rcpp::traits::input_parameter< const List >::type gate_params(gate_paramsSEXP);
     Rcpp::traits::input_parameter< int >::type nthreads(nthreadsSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_gate_forward(Z, gate_spec, gate_params, nthreads));
+    Rcpp::traits::input_parameter< bool >::type log_weights_only(log_weights_onlySEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_gate_forward(Z, gate_spec, gate_params, nthreads, log_weights_only));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -175,11 +176,50 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_nearest_centre
+Rcpp::IntegerVector cpp_nearest_centre(const Eigen::Map<Eigen::MatrixXd> X, const Rcpp::IntegerVector x_cols, const Eigen::Map<Eigen::MatrixXd> Y, const Rcpp::NumericVector scales, const Rcpp::NumericMatrix centres);
+RcppExport SEXP _moegate_cpp_nearest_centre(SEXP XSEXP, SEXP x_colsSEXP, SEXP YSEXP, SEXP scalesSEXP, SEXP centresSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::IntegerVector >::type x_cols(x_colsSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericVector >::type scales(scalesSEXP);
+    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix >::type centres(centresSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_nearest_centre(X, x_cols, Y, scales, centres));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_same_columns
+bool cpp_same_columns(const Eigen::Map<Eigen::MatrixXd> X, int offset, const Eigen::Map<Eigen::MatrixXd> U);
+RcppExport SEXP _moegate_cpp_same_columns(SEXP XSEXP, SEXP offsetSEXP, SEXP USEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type X(XSEXP);
+    Rcpp::traits::input_parameter< int >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type U(USEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_same_columns(X, offset, U));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_constant_columns
+Rcpp::LogicalVector cpp_constant_columns(const Eigen::Map<Eigen::MatrixXd> M);
+RcppExport SEXP _moegate_cpp_constant_columns(SEXP MSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type M(MSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_constant_columns(M));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_em_fit", (DL_FUNC) &_moegate_cpp_em_fit, 9},
     {"_moegate_cpp_lsq_fit", (DL_FUNC) &_moegate_cpp_lsq_fit, 8},
-    {"_moegate_cpp_gate_forward", (DL_FUNC) &_moegate_cpp_gate_forward, 4},
+    {"_moegate_cpp_gate_forward", (DL_FUNC) &_moegate_cpp_gate_forward, 5},
     {"_moegate_cpp_gate_objective", (DL_FUNC) &_moegate_cpp_gate_objective, 7},
     {"_moegate_cpp_gate_mstep", (DL_FUNC) &_moegate_cpp_gate_mstep, 5},
     {"_moegate_cpp_loglik", (DL_FUNC) &_moegate_cpp_loglik, 11},
@@ -187,6 +227,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_expert_eval", (DL_FUNC) &_moegate_cpp_expert_eval, 5},
     {"_moegate_cpp_gate_info", (DL_FUNC) &_moegate_cpp_gate_info, 3},
     {"_moegate_cpp_thread_count", (DL_FUNC) &_moegate_cpp_thread_count, 2},
+    {"_moegate_cpp_nearest_centre", (DL_FUNC) &_moegate_cpp_nearest_centre, 5},
+    {"_moegate_cpp_same_columns", (DL_FUNC) &_moegate_cpp_same_columns, 3},
+    {"_moegate_cpp_constant_columns", (DL_FUNC) &_moegate_cpp_constant_columns, 1},
     {NULL, NULL, 0}
 };
 

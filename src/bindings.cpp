@@ -221,7 +221,8 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
 
 // [[Rcpp::export]]
 Rcpp::List cpp_gate_forward(const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
-                            const List gate_params, int nthreads) {
+                            const List gate_params, int nthreads,
+                            bool log_weights_only = false) {
   const GateSpec gs = gate_spec_from(gate_spec, List());
   MatrixXd U_store;
   const CMat U = gate_input(gs.transform, Z, U_store);
@@ -229,6 +230,7 @@ Rcpp::List cpp_gate_forward(const Eigen::Map<Eigen::MatrixXd> Z, const List gate
   Gate gate(gs, U.cols(), gp.W.cols());
   GateCache c;
   gate.forward(U, gp, c, nthreads);
+  if (log_weights_only) return List::create(Named("log_weights") = c.logG);
   return List::create(Named("input") = U, Named("logits") = c.H,
                       Named("log_weights") = c.logG);
 }
@@ -376,4 +378,67 @@ Rcpp::List cpp_gate_info(const List gate_spec, int q, int k) {
 Rcpp::List cpp_thread_count(int requested, double n) {
   return List::create(Named("threads") = thread_count(requested, static_cast<Index>(n)),
                       Named("min_rows_per_thread") = static_cast<double>(kMinRowsPerThread));
+}
+
+// The k-means start's assignment of every row to its nearest centre: the
+// columns x_cols (1-based) of X and all columns of Y, each divided by its
+// scale, squared distances to the rows of `centres` (k x L) summed over the
+// variables in that order; the first nearest centre wins ties. 1-based
+// groups. The same arithmetic as the R loop it replaces (R's x^2 is x * x),
+// read in place, without that loop's 2 k L full-length temporaries.
+// [[Rcpp::export]]
+Rcpp::IntegerVector cpp_nearest_centre(const Eigen::Map<Eigen::MatrixXd> X,
+                                       const Rcpp::IntegerVector x_cols,
+                                       const Eigen::Map<Eigen::MatrixXd> Y,
+                                       const Rcpp::NumericVector scales,
+                                       const Rcpp::NumericMatrix centres) {
+  const Index n = X.rows();
+  const int L = x_cols.size() + static_cast<int>(Y.cols()), k = centres.nrow();
+  std::vector<const double*> col(static_cast<size_t>(L));
+  for (int l = 0; l < x_cols.size(); ++l) col[static_cast<size_t>(l)] = X.data() + (x_cols[l] - 1) * n;
+  for (Index j = 0; j < Y.cols(); ++j)
+    col[static_cast<size_t>(x_cols.size() + j)] = Y.data() + j * n;
+  Rcpp::IntegerVector group(n);
+  std::vector<double> d2(static_cast<size_t>(k));
+  for (Index r = 0; r < n; ++r) {
+    std::fill(d2.begin(), d2.end(), 0.0);
+    for (int l = 0; l < L; ++l) {
+      const double v = col[static_cast<size_t>(l)][r] / scales[l];
+      for (int j = 0; j < k; ++j) {
+        const double diff = v - centres(j, l);
+        d2[static_cast<size_t>(j)] = d2[static_cast<size_t>(j)] + diff * diff;
+      }
+    }
+    int best = 0;
+    for (int j = 1; j < k; ++j)
+      if (d2[static_cast<size_t>(j)] < d2[static_cast<size_t>(best)]) best = j;
+    group[r] = best + 1;
+  }
+  return group;
+}
+
+// Whether columns offset + 1, ..., offset + ncol(U) of X (1-based offset 0:
+// the first columns) hold exactly U's numbers, compared in place (the R
+// comparison made three full-length temporaries per column).
+// [[Rcpp::export]]
+bool cpp_same_columns(const Eigen::Map<Eigen::MatrixXd> X, int offset,
+                      const Eigen::Map<Eigen::MatrixXd> U) {
+  if (X.rows() != U.rows() || offset < 0 || offset + U.cols() > X.cols()) return false;
+  for (Index j = 0; j < U.cols(); ++j)
+    for (Index r = 0; r < U.rows(); ++r)
+      if (!(X(r, offset + j) == U(r, j))) return false;
+  return true;
+}
+
+// Which columns of M hold one value in every row (compared with == to the
+// first row, as all(M[, j] == M[1, j]) in R), without copies of the columns.
+// [[Rcpp::export]]
+Rcpp::LogicalVector cpp_constant_columns(const Eigen::Map<Eigen::MatrixXd> M) {
+  Rcpp::LogicalVector out(M.cols());
+  for (Index j = 0; j < M.cols(); ++j) {
+    bool same = true;
+    for (Index r = 1; r < M.rows() && same; ++r) same = M(r, j) == M(0, j);
+    out[j] = same;
+  }
+  return out;
 }

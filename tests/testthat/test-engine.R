@@ -118,3 +118,44 @@ test_that("the blocked rank check finds what qr() of the whole design finds", {
                class = "moe_error_x")
   expect_invisible(moegate:::check_full_rank(m, "x"))
 })
+
+test_that("a default z that is all of x is stored without a copy and predicts as before", {
+  dat <- engine_data(500, 4)
+  x <- dat$x
+  colnames(x) <- c("a", "b")
+  set.seed(5)
+  fit <- moe(x, dat$y, k = 2)
+  # No attribute on the stored z: it is the user's matrix itself.
+  expect_null(attr(fit$z, "from_x"))
+  expect_identical(fit$z, x)
+  new <- x[1:20, ] + 0.1
+  expect_equal(predict(fit, newdata = list(x = new), type = "gate"),
+               predict(fit, newdata = list(x = new, z = new), type = "gate"))
+  # A dropped constant column is recorded, and new x is subset alike.
+  set.seed(5)
+  fit2 <- moe(cbind(one = 1, x), dat$y, k = 2, intercept = FALSE)
+  expect_identical(attr(fit2$z, "from_x"), 2:3)
+  expect_equal(predict(fit2, newdata = list(x = cbind(one = 1, new)), type = "gate"),
+               predict(fit, newdata = list(x = new), type = "gate"), tolerance = 1e-6)
+})
+
+test_that("the gate's forward pass can return its log-weights alone", {
+  dat <- engine_data(300, 2)
+  spec <- cpp_spec(gate_softmax())
+  g <- list(W = cbind(c(0.5, -0.3), c(0, 0)), b0 = c(0.1, 0), tau = 1)
+  all <- moegate:::cpp_gate_forward(dat$x, spec, g, 1L)
+  lean <- moegate:::cpp_gate_forward(dat$x, spec, g, 1L, log_weights_only = TRUE)
+  expect_named(lean, "log_weights")
+  expect_identical(lean$log_weights, all$log_weights)
+})
+
+test_that("constant and shared columns are found in place as in R", {
+  M <- cbind(1, c(2, 2, 2), c(1, 2, 1), c(-0, 0, 0), c(0, 0, 1e-300))
+  expect_identical(moegate:::cpp_constant_columns(M),
+                   apply(M, 2, function(v) all(v == v[1])))
+  expect_identical(moegate:::cpp_constant_columns(M[1, , drop = FALSE]), rep(TRUE, 5))
+  X <- cbind(1, M[, 2:3])
+  expect_true(moegate:::cpp_same_columns(X, 1L, M[, 2:3]))
+  expect_false(moegate:::cpp_same_columns(X, 1L, M[, 3:2]))
+  expect_false(moegate:::cpp_same_columns(X, 2L, M[, 2:3]))  # out of range
+})
