@@ -379,7 +379,9 @@ sharpen_profile <- function(ev, theta, multiples, grad_tol, maxit, setting, cell
   # most 1.5 through the requested multiples and reports every point.
   top <- max(multiples)
   grid <- sort(unique(c(multiples, exp(seq(0, log(top), length.out = ceiling(log(top) / log(1.5)) + 1)))))
-  grid <- grid[grid > 1 | grid %in% multiples]
+  # Drop grid points that are a requested multiple up to rounding.
+  near <- vapply(grid, function(g) any(abs(g - multiples) < 1e-9 * g) && !(g %in% multiples), NA)
+  grid <- grid[!near & (grid > 1 | grid %in% multiples)]
   rows <- lapply(grid, function(mult) {
     cc <- mult * c_hat
     start <- cur
