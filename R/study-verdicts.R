@@ -277,7 +277,7 @@ maximum_verdict <- function(head, st, maxima, ratio, slope_start, slope) {
                  "(start slope %.2f, fit slope %.2f), %.0f%% of the summed loss the gate-vector ",
                  "(w) term%s"),
           head, where, n_max, stats::median(big$loss), ratio, slope_start, slope, w_share,
-          if (nrow(profiled)) sprintf("; along the sharpening of the split the likelihood rises above the fit's in %d of %d fits profiled, so the fit is not the global maximum there",
+          if (nrow(profiled)) sprintf("; along the sharpening of the split the likelihood rises above the fit's in %d of %d fits profiled, so those fits are not global maxima",
                                       rises, nrow(profiled)) else "")
 }
 
