@@ -53,3 +53,7 @@ cpp_constant_columns <- function(M) {
     .Call(`_moegate_cpp_constant_columns`, M)
 }
 
+cpp_column_moments <- function(M, centre) {
+    .Call(`_moegate_cpp_column_moments`, M, centre)
+}
+

@@ -39,14 +39,22 @@ column_scaling <- function(M, centre = TRUE, scale = TRUE, w = NULL) {
     vapply(seq_len(p), function(j) all(M[, j] == first[j]), TRUE)
   icol <- which(constant & first != 0)
   out$icol <- if (length(icol)) icol[1] else 0L
+  centred <- centre && out$icol > 0
+  # Without weights in place in C++ (the same numbers as mean()).
+  mom <- if (is.null(w) && is.double(M)) cpp_column_moments(M, centred)
   for (j in seq_len(p)) {
-    v <- M[, j]
     if (constant[j]) {
       if (j == out$icol) out$scale[j] <- first[j]
       next
     }
-    cj <- if (centre && out$icol > 0) wmean(v, w) else 0
-    sj <- sqrt(wmean((v - cj)^2, w))
+    if (is.null(mom)) {
+      v <- M[, j]
+      cj <- if (centred) wmean(v, w) else 0
+      sj <- sqrt(wmean((v - cj)^2, w))
+    } else {
+      cj <- mom$centre[j]
+      sj <- sqrt(mom$msd[j])
+    }
     if (!is.finite(sj) || sj <= 0) {
       cj <- 0
       sj <- 1
@@ -71,11 +79,20 @@ design_scaling <- function(X, U, y, expert, gate, method, weights = NULL) {
   us <- column_scaling(if (is.matrix(U)) U else cbind(U), centre = FALSE, scale = inner, w = w)
   if (gate_centre && ncol(U) > 0) {
     # The gate has its own intercepts: every non-constant column is centred.
+    in_place <- is.null(w) && is.double(U)
+    mom <- if (in_place) cpp_column_moments(U, TRUE)
+    constant_u <- if (in_place) cpp_constant_columns(U)
     for (j in seq_len(ncol(U))) {
-      v <- U[, j]
-      if (all(v == v[1])) next
-      us$centre[j] <- wmean(v, w)
-      us$scale[j] <- sqrt(wmean((v - us$centre[j])^2, w))
+      if (in_place) {
+        if (constant_u[j]) next
+        us$centre[j] <- mom$centre[j]
+        us$scale[j] <- sqrt(mom$msd[j])
+      } else {
+        v <- U[, j]
+        if (all(v == v[1])) next
+        us$centre[j] <- wmean(v, w)
+        us$scale[j] <- sqrt(wmean((v - us$centre[j])^2, w))
+      }
       if (!is.finite(us$scale[j]) || us$scale[j] <= 0) {
         us$centre[j] <- 0
         us$scale[j] <- 1

@@ -215,6 +215,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_column_moments
+Rcpp::List cpp_column_moments(const Eigen::Map<Eigen::MatrixXd> M, bool centre);
+RcppExport SEXP _moegate_cpp_column_moments(SEXP MSEXP, SEXP centreSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type M(MSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_column_moments(M, centre));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_em_fit", (DL_FUNC) &_moegate_cpp_em_fit, 9},
@@ -230,6 +242,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_nearest_centre", (DL_FUNC) &_moegate_cpp_nearest_centre, 5},
     {"_moegate_cpp_same_columns", (DL_FUNC) &_moegate_cpp_same_columns, 3},
     {"_moegate_cpp_constant_columns", (DL_FUNC) &_moegate_cpp_constant_columns, 1},
+    {"_moegate_cpp_column_moments", (DL_FUNC) &_moegate_cpp_column_moments, 2},
     {NULL, NULL, 0}
 };
 

@@ -442,3 +442,39 @@ Rcpp::LogicalVector cpp_constant_columns(const Eigen::Map<Eigen::MatrixXd> M) {
   }
   return out;
 }
+
+namespace {
+// R's mean() of doubles (summary.c): a long double sum, divided by n, then
+// corrected by the mean of the residuals, so the numbers equal mean()'s.
+template <class Get>
+double r_mean(Index n, Get get) {
+  long double s = 0.0;
+  for (Index i = 0; i < n; ++i) s += get(i);
+  s /= n;
+  if (std::isfinite(static_cast<double>(s))) {
+    long double t = 0.0;
+    for (Index i = 0; i < n; ++i) t += (get(i) - s);
+    s += t / n;
+  }
+  return static_cast<double>(s);
+}
+}  // namespace
+
+// Per column of M: `centre` (mean(M[, j]) when `centre`, else 0) and `msd`,
+// mean((M[, j] - centre)^2), the same numbers as those R expressions, in
+// place (the R code made two full-length temporaries per column).
+// [[Rcpp::export]]
+Rcpp::List cpp_column_moments(const Eigen::Map<Eigen::MatrixXd> M, bool centre) {
+  const Index n = M.rows(), p = M.cols();
+  Rcpp::NumericVector c(p), msd(p);
+  for (Index j = 0; j < p; ++j) {
+    const double* v = M.data() + j * n;
+    const double cj = centre ? r_mean(n, [v](Index i) { return v[i]; }) : 0.0;
+    c[j] = cj;
+    msd[j] = r_mean(n, [v, cj](Index i) {
+      const double d = v[i] - cj;
+      return d * d;
+    });
+  }
+  return List::create(Named("centre") = c, Named("msd") = msd);
+}

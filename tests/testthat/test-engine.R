@@ -159,3 +159,20 @@ test_that("constant and shared columns are found in place as in R", {
   expect_false(moegate:::cpp_same_columns(X, 1L, M[, 3:2]))
   expect_false(moegate:::cpp_same_columns(X, 2L, M[, 2:3]))  # out of range
 })
+
+test_that("column moments in C++ are mean()'s numbers", {
+  set.seed(31)
+  M <- cbind(1, matrix(rnorm(3000) * 1e3 + 7, ncol = 3), runif(1000), rep(c(1e-300, 3), 500))
+  m <- moegate:::cpp_column_moments(M, TRUE)
+  centre <- apply(M, 2, mean)
+  expect_identical(m$centre, centre)
+  expect_identical(m$msd, vapply(seq_len(ncol(M)), function(j) mean((M[, j] - centre[j])^2), 0))
+  m0 <- moegate:::cpp_column_moments(M, FALSE)
+  expect_identical(m0$centre, rep(0, ncol(M)))
+  expect_identical(m0$msd, apply(M^2, 2, mean))
+  # The scaling of a fit is the one the R expressions give (weights: in R).
+  X <- cbind(1, M[, 2:4])
+  sc <- moegate:::design_scaling(X, M[, 2:4], rnorm(1000), expert_gaussian(), gate_softmax(), "ml")
+  expect_identical(sc$x$centre[-1], centre[2:4])
+  expect_identical(sc$u$scale, sqrt(vapply(2:4, function(j) mean((M[, j] - centre[j])^2), 0)))
+})
