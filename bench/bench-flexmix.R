@@ -19,7 +19,9 @@
 # least squares per expert with the ML variance; nnet::multinom on R0 for the
 # gate), which is exactly the first M-step moegate itself takes from R0. That
 # M-step is timed separately (`start_s`) and a ratio including it is reported.
-# Both stop on the relative change of the log-likelihood below 1e-8.
+# Both stop on the relative change of the log-likelihood below 1e-8. moegate's
+# "EM" rows run plain EM (accelerate = "none"; SQUAREM is its default since
+# 2026-12-02), its SQUAREM rows SQUAREM.
 #
 # The log-likelihoods are not expected to match to the last digit: flexmix's
 # Gaussian M-step uses the df-corrected sigma (RSS / (n - p) in its weighted
@@ -145,7 +147,8 @@ run_one <- function(n) {
   R0 <- soft_partition(kmeans_partition(s, k, seed = 1), k)
   st <- time_call(function() mstep_params(s, R0), reps)
   mg <- time_call(function() {
-    moe(y ~ x1 + x2, data = s$data, k = k, control = moe_control(tol = tol, init = st$value))
+    moe(y ~ x1 + x2, data = s$data, k = k,
+        control = moe_control(tol = tol, init = st$value, accelerate = "none"))
   }, reps)
   fx <- time_call(function() fit_flexmix(s, R0), reps)
   fm <- mg$value
@@ -181,7 +184,8 @@ run_starts <- function(n, n_starts) {
   st <- time_call(function() lapply(R0s, function(R0) mstep_params(s, R0)))
   mg <- time_call(function() {
     moe(y ~ x1 + x2, data = s$data, k = k,
-        control = moe_control(tol = tol, n_starts = n_starts, init = st$value))
+        control = moe_control(tol = tol, n_starts = n_starts, init = st$value,
+                              accelerate = "none"))
   })
   fx <- time_call(function() lapply(R0s, function(R0) fit_flexmix(s, R0)))
   lls <- vapply(fx$value, function(f) as.numeric(logLik(f)), 0)
