@@ -404,7 +404,12 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     return th;
   };
   // Posterior buffers swap roles instead of being reallocated each iteration.
-  MatrixXd R1, R2, Rx, R3;
+  // Three n x k buffers in all (five before: 64 MB more at n = 1e6, k = 4):
+  // R, the current posterior, is no longer needed once the first EM map has
+  // read it, so SQUAREM's extrapolated E-step writes there, and R2, whose
+  // posterior the accepted second step no longer needs, takes the
+  // stabilising step's.
+  MatrixXd R1, R2;
   double last_gain = std::numeric_limits<double>::quiet_NaN();
   bool polish_stalled = false;  // a Newton polish stalled: run no more
   for (int it = 1; it <= ctl.maxit; ++it) {
@@ -437,13 +442,13 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
           GateParams gx = gate.unpack(tx.head(gate.n_par()), gp);
           ExpertParams ex = expert.unpack(tx.tail(expert.n_par()), ep);
           if (tx.allFinite() && expert.project(ex)) {
-            const double llx = e_step(gate, expert, X, Y, U, gx, ex, Rx, nt, &work, cw);
+            const double llx = e_step(gate, expert, X, Y, U, gx, ex, R, nt, &work, cw);
             if (std::isfinite(llx) && llx >= ll_new) {
               // Stabilise with one EM step from the extrapolated point.
-              const double ll3 = em_map(gx, ex, Rx, R3);
+              const double ll3 = em_map(gx, ex, R, R2);
               res.em_steps++;
               if (std::isfinite(ll3) && ll3 >= llx) {
-                g1 = gx; e1 = ex; R1.swap(R3); ll_new = ll3;
+                g1 = gx; e1 = ex; R1.swap(R2); ll_new = ll3;
               }
             }
           }
