@@ -86,10 +86,17 @@ observed_information <- function(object) {
     variance <- seq_along(theta) > length(theta) - object$k &
       object$expert$family == "gaussian"
   }
-  # Step eps^(1/3) relative to the parameter's size balances truncation and
-  # rounding error of a central difference; variances stay positive.
+  H <- difference_jacobian(gradient, theta, variance)
+  structure(scale * (H + t(H)) / 2, gradient = scale * gradient(theta))
+}
+
+# Central differences of a gradient function at theta: column j is
+# (gradient(theta + h_j e_j) - gradient(theta - h_j e_j)) / (2 h_j). The step
+# eps^(1/3) relative to the parameter's size balances truncation and rounding
+# error; for the variances (logical `variance`) both steps stay above `floor`.
+difference_jacobian <- function(gradient, theta, variance, floor = 0) {
   h <- .Machine$double.eps^(1 / 3) * pmax(abs(theta), 1)
-  h[variance] <- pmin(h[variance], theta[variance] / 4)
+  h[variance] <- pmin(h[variance], (theta[variance] - floor) / 4)
   P <- length(theta)
   H <- matrix(0, P, P)
   for (j in seq_len(P)) {
@@ -98,7 +105,7 @@ observed_information <- function(object) {
     down[j] <- down[j] - h[j]
     H[, j] <- (gradient(up) - gradient(down)) / (2 * h[j])
   }
-  structure(scale * (H + t(H)) / 2, gradient = scale * gradient(theta))
+  H
 }
 
 # Covariance of the free parameters from the observed information. Directions

@@ -125,17 +125,8 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     match(study$n[rows], setting$n_grid)
   if (anyNA(task)) stop_arg("rows", "rows whose n is in the setting's grid")
   streams <- lecuyer_streams(seed, max(task))
-  old_kind <- RNGkind()
-  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
-  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
-  on.exit({
-    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
-    if (had_seed) {
-      assign(".Random.seed", old_seed, envir = .GlobalEnv)
-    } else if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) {
-      rm(".Random.seed", envir = .GlobalEnv)
-    }
-  }, add = TRUE)
+  restore_rng <- rng_snapshot()
+  on.exit(restore_rng(), add = TRUE)
   RNGkind("L'Ecuyer-CMRG")
   # The checks of one fit (row i of the study) on its rebuilt data.
   check_one <- function(i, data) {
@@ -243,21 +234,12 @@ maximum_evaluator <- function(setting, data, params) {
 # Observed information (minus the Hessian, central differences of the score)
 # and its version scaled to unit diagonal where the diagonal is positive.
 scaled_information <- function(ev, theta, free = seq_along(theta), expand = NULL) {
-  # Step eps^(1/3) relative to the parameter's size (as observed_information()).
-  h <- .Machine$double.eps^(1 / 3) * pmax(abs(theta), 1)
-  # Variances: both steps stay above the floor.
-  h[ev$variance] <- pmin(h[ev$variance], (theta[ev$variance] - ev$floor) / 4)
-  P <- length(theta)
-  H <- matrix(0, P, P)
-  for (j in seq_len(P)) {
-    up <- down <- theta
-    up[j] <- up[j] + h[j]
-    down[j] <- down[j] - h[j]
-    gu <- ev$eval(up)
-    gd <- ev$eval(down)
-    if (is.null(gu) || is.null(gd)) stop("the information step left the parameter space", call. = FALSE)
-    H[, j] <- (gu$gradient - gd$gradient) / (2 * h[j])
+  gradient <- function(x) {
+    g <- ev$eval(x)
+    if (is.null(g)) stop("the information step left the parameter space", call. = FALSE)
+    g$gradient
   }
+  H <- difference_jacobian(gradient, theta, ev$variance, ev$floor)
   info <- -(H + t(H)) / 2
   if (!is.null(expand)) info <- t(expand) %*% info %*% expand
   d <- diag(info)

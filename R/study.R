@@ -227,17 +227,8 @@ rate_study <- function(setting, seed = 1, stuck_tol = 1, progress = interactive(
   }
   # future.seed switches the session to L'Ecuyer-CMRG on some plans: restore
   # the caller's generator and stream.
-  old_kind <- RNGkind()
-  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
-  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
-  on.exit({
-    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
-    if (had_seed) {
-      assign(".Random.seed", old_seed, envir = .GlobalEnv)
-    } else if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) {
-      rm(".Random.seed", envir = .GlobalEnv)
-    }
-  }, add = TRUE)
+  restore_rng <- rng_snapshot()
+  on.exit(restore_rng(), add = TRUE)
   # Replication-major order: every chunk holds all sample sizes, so chunks of
   # equal length cost about the same.
   tasks <- expand.grid(n = setting$n_grid, replication = seq_len(setting$n_rep))
@@ -320,13 +311,8 @@ refit_study <- function(study, rows, control = NULL) {
     match(study$n[rows], setting$n_grid)
   if (anyNA(task)) stop_arg("rows", "rows whose n is in the setting's grid")
   streams <- lecuyer_streams(seed, max(task))
-  old_kind <- RNGkind()
-  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
-  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
-  on.exit({
-    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
-    if (had_seed) assign(".Random.seed", old_seed, envir = .GlobalEnv)
-  }, add = TRUE)
+  restore_rng <- rng_snapshot()
+  on.exit(restore_rng(), add = TRUE)
   RNGkind("L'Ecuyer-CMRG")
   out <- lapply(seq_along(rows), function(j) {
     i <- rows[j]
@@ -347,18 +333,29 @@ refit_study <- function(study, rows, control = NULL) {
   do.call(rbind, out)
 }
 
+# The caller's RNG kind and stream, and a function that restores them (and
+# removes .Random.seed if the caller had none): `restore_rng <- rng_snapshot();
+# on.exit(restore_rng(), add = TRUE)` before switching generators or seeds.
+rng_snapshot <- function() {
+  kind <- RNGkind()
+  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
+  seed <- if (had_seed) get(".Random.seed", envir = .GlobalEnv)
+  function() {
+    suppressWarnings(RNGkind(kind[1], kind[2], kind[3]))
+    if (had_seed) {
+      assign(".Random.seed", seed, envir = .GlobalEnv)
+    } else if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) {
+      rm(".Random.seed", envir = .GlobalEnv)
+    }
+  }
+}
+
 # The random streams future.apply's future.seed derives from an integer seed
 # for tasks 1..count (its make_rng_seeds(): L'Ecuyer-CMRG, set.seed(seed),
 # then a substream of each successive stream).
 lecuyer_streams <- function(seed, count) {
-  old_kind <- RNGkind()
-  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
-  if (had_seed) old_seed <- get(".Random.seed", envir = .GlobalEnv)
-  on.exit({
-    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
-    if (had_seed) assign(".Random.seed", old_seed, envir = .GlobalEnv) else
-      if (exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)) rm(".Random.seed", envir = .GlobalEnv)
-  })
+  restore_rng <- rng_snapshot()
+  on.exit(restore_rng())
   RNGkind("L'Ecuyer-CMRG")
   set.seed(as.integer(seed))
   s <- get(".Random.seed", envir = .GlobalEnv)
@@ -825,14 +822,8 @@ with_local_seed <- function(seed, expr) {
   # A fixed generator, so results do not depend on the session's RNGkind()
   # (future's parallel seeding leaves L'Ecuyer-CMRG behind in some plans);
   # the caller's kind and stream are restored on exit.
-  old_kind <- RNGkind()
-  had_seed <- exists(".Random.seed", envir = .GlobalEnv, inherits = FALSE)
-  if (had_seed) old <- get(".Random.seed", envir = .GlobalEnv)
-  on.exit({
-    suppressWarnings(RNGkind(old_kind[1], old_kind[2], old_kind[3]))
-    if (had_seed) assign(".Random.seed", old, envir = .GlobalEnv) else
-      rm(".Random.seed", envir = .GlobalEnv)
-  })
+  restore_rng <- rng_snapshot()
+  on.exit(restore_rng())
   set.seed(seed, kind = "Mersenne-Twister", normal.kind = "Inversion", sample.kind = "Rejection")
   expr
 }
