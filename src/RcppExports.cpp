@@ -177,7 +177,7 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_nearest_centre
-Rcpp::IntegerVector cpp_nearest_centre(const Eigen::Map<Eigen::MatrixXd> X, const Rcpp::IntegerVector x_cols, const Eigen::Map<Eigen::MatrixXd> Y, const Rcpp::NumericVector scales, const Rcpp::NumericMatrix centres);
+Rcpp::IntegerVector cpp_nearest_centre(const Eigen::Map<Eigen::MatrixXd> X, const Rcpp::IntegerVector x_cols, const Eigen::Map<Eigen::MatrixXd> Y, const Rcpp::NumericVector scales, const Eigen::Map<Eigen::MatrixXd> centres);
 RcppExport SEXP _moegate_cpp_nearest_centre(SEXP XSEXP, SEXP x_colsSEXP, SEXP YSEXP, SEXP scalesSEXP, SEXP centresSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
@@ -186,7 +186,7 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< const Rcpp::IntegerVector >::type x_cols(x_colsSEXP);
     Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type Y(YSEXP);
     Rcpp::traits::input_parameter< const Rcpp::NumericVector >::type scales(scalesSEXP);
-    Rcpp::traits::input_parameter< const Rcpp::NumericMatrix >::type centres(centresSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type centres(centresSEXP);
     rcpp_result_gen = Rcpp::wrap(cpp_nearest_centre(X, x_cols, Y, scales, centres));
     return rcpp_result_gen;
 END_RCPP

@@ -380,101 +380,49 @@ Rcpp::List cpp_thread_count(int requested, double n) {
                       Named("min_rows_per_thread") = static_cast<double>(kMinRowsPerThread));
 }
 
-// The k-means start's assignment of every row to its nearest centre: the
-// columns x_cols (1-based) of X and all columns of Y, each divided by its
-// scale, squared distances to the rows of `centres` (k x L) summed over the
-// variables in that order; the first nearest centre wins ties. 1-based
-// groups. The same arithmetic as the R loop it replaces (R's x^2 is x * x),
-// read in place, without that loop's 2 k L full-length temporaries.
+// The k-means start's assignment of every row to its nearest centre
+// (nearest_centre() in numerics.cpp): columns x_cols (1-based) of X and all
+// of Y, divided by `scales`, against the k x L `centres`; 1-based groups.
 // [[Rcpp::export]]
 Rcpp::IntegerVector cpp_nearest_centre(const Eigen::Map<Eigen::MatrixXd> X,
                                        const Rcpp::IntegerVector x_cols,
                                        const Eigen::Map<Eigen::MatrixXd> Y,
                                        const Rcpp::NumericVector scales,
-                                       const Rcpp::NumericMatrix centres) {
-  const Index n = X.rows();
-  const int L = x_cols.size() + static_cast<int>(Y.cols()), k = centres.nrow();
-  std::vector<const double*> col(static_cast<size_t>(L));
-  for (int l = 0; l < x_cols.size(); ++l) col[static_cast<size_t>(l)] = X.data() + (x_cols[l] - 1) * n;
-  for (Index j = 0; j < Y.cols(); ++j)
-    col[static_cast<size_t>(x_cols.size() + j)] = Y.data() + j * n;
-  Rcpp::IntegerVector group(n);
-  std::vector<double> d2(static_cast<size_t>(k));
-  for (Index r = 0; r < n; ++r) {
-    std::fill(d2.begin(), d2.end(), 0.0);
-    for (int l = 0; l < L; ++l) {
-      const double v = col[static_cast<size_t>(l)][r] / scales[l];
-      for (int j = 0; j < k; ++j) {
-        const double diff = v - centres(j, l);
-        d2[static_cast<size_t>(j)] = d2[static_cast<size_t>(j)] + diff * diff;
-      }
-    }
-    int best = 0;
-    for (int j = 1; j < k; ++j)
-      if (d2[static_cast<size_t>(j)] < d2[static_cast<size_t>(best)]) best = j;
-    group[r] = best + 1;
-  }
-  return group;
-}
-
-// Whether columns offset + 1, ..., offset + ncol(U) of X (1-based offset 0:
-// the first columns) hold exactly U's numbers, compared in place (the R
-// comparison made three full-length temporaries per column).
-// [[Rcpp::export]]
-bool cpp_same_columns(const Eigen::Map<Eigen::MatrixXd> X, int offset,
-                      const Eigen::Map<Eigen::MatrixXd> U) {
-  if (X.rows() != U.rows() || offset < 0 || offset + U.cols() > X.cols()) return false;
-  for (Index j = 0; j < U.cols(); ++j)
-    for (Index r = 0; r < U.rows(); ++r)
-      if (!(X(r, offset + j) == U(r, j))) return false;
-  return true;
-}
-
-// Which columns of M hold one value in every row (compared with == to the
-// first row, as all(M[, j] == M[1, j]) in R), without copies of the columns.
-// [[Rcpp::export]]
-Rcpp::LogicalVector cpp_constant_columns(const Eigen::Map<Eigen::MatrixXd> M) {
-  Rcpp::LogicalVector out(M.cols());
-  for (Index j = 0; j < M.cols(); ++j) {
-    bool same = true;
-    for (Index r = 1; r < M.rows() && same; ++r) same = M(r, j) == M(0, j);
-    out[j] = same;
-  }
+                                       const Eigen::Map<Eigen::MatrixXd> centres) {
+  std::vector<int> cols(x_cols.begin(), x_cols.end());
+  for (int& c : cols) c -= 1;
+  const std::vector<int> group = nearest_centre(X, cols, Y,
+                                                std::vector<double>(scales.begin(), scales.end()),
+                                                centres);
+  Rcpp::IntegerVector out(group.begin(), group.end());
+  for (R_xlen_t r = 0; r < out.size(); ++r) out[r] += 1;
   return out;
 }
 
-namespace {
-// R's mean() of doubles (summary.c): a long double sum, divided by n, then
-// corrected by the mean of the residuals, so the numbers equal mean()'s.
-template <class Get>
-double r_mean(Index n, Get get) {
-  long double s = 0.0;
-  for (Index i = 0; i < n; ++i) s += get(i);
-  s /= n;
-  if (std::isfinite(static_cast<double>(s))) {
-    long double t = 0.0;
-    for (Index i = 0; i < n; ++i) t += (get(i) - s);
-    s += t / n;
-  }
-  return static_cast<double>(s);
+// Whether columns offset + 1, ..., offset + ncol(U) of X (1-based offset 0:
+// the first columns) hold exactly U's numbers (same_columns()).
+// [[Rcpp::export]]
+bool cpp_same_columns(const Eigen::Map<Eigen::MatrixXd> X, int offset,
+                      const Eigen::Map<Eigen::MatrixXd> U) {
+  return same_columns(X, offset, U);
 }
-}  // namespace
+
+// Which columns of M hold one value in every row (constant_columns()).
+// [[Rcpp::export]]
+Rcpp::LogicalVector cpp_constant_columns(const Eigen::Map<Eigen::MatrixXd> M) {
+  const std::vector<bool> constant = constant_columns(M);
+  Rcpp::LogicalVector out(M.cols());
+  for (Index j = 0; j < M.cols(); ++j) out[j] = constant[static_cast<size_t>(j)];
+  return out;
+}
 
 // Per column of M: `centre` (mean(M[, j]) when `centre`, else 0) and `msd`,
-// mean((M[, j] - centre)^2), the same numbers as those R expressions, in
-// place (the R code made two full-length temporaries per column).
+// mean((M[, j] - centre)^2), the numbers of those R expressions
+// (column_moments()).
 // [[Rcpp::export]]
 Rcpp::List cpp_column_moments(const Eigen::Map<Eigen::MatrixXd> M, bool centre) {
-  const Index n = M.rows(), p = M.cols();
-  Rcpp::NumericVector c(p), msd(p);
-  for (Index j = 0; j < p; ++j) {
-    const double* v = M.data() + j * n;
-    const double cj = centre ? r_mean(n, [v](Index i) { return v[i]; }) : 0.0;
-    c[j] = cj;
-    msd[j] = r_mean(n, [v, cj](Index i) {
-      const double d = v[i] - cj;
-      return d * d;
-    });
-  }
-  return List::create(Named("centre") = c, Named("msd") = msd);
+  VectorXd c, msd;
+  column_moments(M, centre, c, msd);
+  return List::create(Named("centre") = Rcpp::NumericVector(c.data(), c.data() + c.size()),
+                      Named("msd") = Rcpp::NumericVector(msd.data(), msd.data() + msd.size()));
 }

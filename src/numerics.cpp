@@ -359,4 +359,90 @@ NewtonResult multinom_newton(const CMat& Z, const CMat& T, MatrixXd& B, int max_
   return res;
 }
 
+// ---- Column helpers of the R-side checks and starts -------------------------
+
+// The same arithmetic as the R loop it replaced (R's x^2 is x * x), read in
+// place, without that loop's 2 k L full-length temporaries.
+std::vector<int> nearest_centre(const CMat& X, const std::vector<int>& x_cols,
+                                const CMat& Y, const std::vector<double>& scales,
+                                const CMat& centres) {
+  const Index n = X.rows(), k = centres.rows();
+  const size_t nx = x_cols.size(), L = nx + static_cast<size_t>(Y.cols());
+  std::vector<const double*> col(L);
+  for (size_t l = 0; l < nx; ++l) col[l] = X.data() + static_cast<Index>(x_cols[l]) * n;
+  for (Index j = 0; j < Y.cols(); ++j) col[nx + static_cast<size_t>(j)] = Y.data() + j * n;
+  std::vector<int> group(static_cast<size_t>(n));
+  std::vector<double> d2(static_cast<size_t>(k));
+  for (Index r = 0; r < n; ++r) {
+    std::fill(d2.begin(), d2.end(), 0.0);
+    for (size_t l = 0; l < L; ++l) {
+      const double v = col[l][r] / scales[l];
+      for (Index j = 0; j < k; ++j) {
+        const double diff = v - centres(j, static_cast<Index>(l));
+        d2[static_cast<size_t>(j)] = d2[static_cast<size_t>(j)] + diff * diff;
+      }
+    }
+    Index best = 0;
+    for (Index j = 1; j < k; ++j)
+      if (d2[static_cast<size_t>(j)] < d2[static_cast<size_t>(best)]) best = j;
+    group[static_cast<size_t>(r)] = static_cast<int>(best);
+  }
+  return group;
+}
+
+// Compared in place (the R comparison made three full-length temporaries
+// per column).
+bool same_columns(const CMat& X, Index offset, const CMat& U) {
+  if (X.rows() != U.rows() || offset < 0 || offset + U.cols() > X.cols()) return false;
+  for (Index j = 0; j < U.cols(); ++j)
+    for (Index r = 0; r < U.rows(); ++r)
+      if (!(X(r, offset + j) == U(r, j))) return false;
+  return true;
+}
+
+// As all(M[, j] == M[1, j]) in R, without copies of the columns.
+std::vector<bool> constant_columns(const CMat& M) {
+  std::vector<bool> out(static_cast<size_t>(M.cols()));
+  for (Index j = 0; j < M.cols(); ++j) {
+    bool same = true;
+    for (Index r = 1; r < M.rows() && same; ++r) same = M(r, j) == M(0, j);
+    out[static_cast<size_t>(j)] = same;
+  }
+  return out;
+}
+
+namespace {
+// R's mean() of doubles (summary.c): a long double sum, divided by n, then
+// corrected by the mean of the residuals, so the numbers equal mean()'s.
+template <class Get>
+double r_mean(Index n, Get get) {
+  long double s = 0.0;
+  for (Index i = 0; i < n; ++i) s += get(i);
+  s /= n;
+  if (std::isfinite(static_cast<double>(s))) {
+    long double t = 0.0;
+    for (Index i = 0; i < n; ++i) t += (get(i) - s);
+    s += t / n;
+  }
+  return static_cast<double>(s);
+}
+}  // namespace
+
+// The same numbers as mean(M[, j]) and mean((M[, j] - centre)^2) in R, in
+// place (the R code made two full-length temporaries per column).
+void column_moments(const CMat& M, bool centre, VectorXd& centres, VectorXd& msd) {
+  const Index n = M.rows(), p = M.cols();
+  centres.resize(p);
+  msd.resize(p);
+  for (Index j = 0; j < p; ++j) {
+    const double* v = M.data() + j * n;
+    const double cj = centre ? r_mean(n, [v](Index i) { return v[i]; }) : 0.0;
+    centres(j) = cj;
+    msd(j) = r_mean(n, [v, cj](Index i) {
+      const double d = v[i] - cj;
+      return d * d;
+    });
+  }
+}
+
 }  // namespace moegate

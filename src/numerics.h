@@ -313,6 +313,29 @@ LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
   return res;
 }
 
+// ---- Column helpers of the R-side checks and starts (read in place) --------
+
+// The k-means start's assignment of every row to its nearest centre: the
+// columns x_cols (0-based) of X and all columns of Y, each divided by its
+// scale (one per variable, in that order), squared distances to the rows of
+// `centres` (k x L) summed over the variables in that order; the first
+// nearest centre wins ties. Returns 0-based groups.
+std::vector<int> nearest_centre(const CMat& X, const std::vector<int>& x_cols,
+                                const CMat& Y, const std::vector<double>& scales,
+                                const CMat& centres);
+
+// Whether columns offset, ..., offset + U.cols() - 1 of X (0-based) hold
+// exactly U's numbers.
+bool same_columns(const CMat& X, Index offset, const CMat& U);
+
+// Which columns of M hold one value in every row (== to the first row).
+std::vector<bool> constant_columns(const CMat& M);
+
+// Per column j of M: centre[j] (R's mean() of the column when `centre`, else
+// 0) and msd[j], the mean of the squared deviations from it, both with the
+// arithmetic of R's mean() (a long double sum and one refinement pass).
+void column_moments(const CMat& M, bool centre, VectorXd& centres, VectorXd& msd);
+
 }  // namespace moegate
 
 #endif
