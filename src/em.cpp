@@ -8,15 +8,15 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
   EStepWork local;
   EStepWork& ws = work ? *work : local;
   GateCache& c = ws.cache;
-  MatrixXd& logF = ws.logF;
   // A gate M-step may have left the log-weights at gp in the cache already
   // (the cache belongs to one fit, so U is the same).
   if (!cache_at(c, gp, X.rows())) {
     gate.forward(U, gp, c, nthreads);
   }
-  expert.log_density(X, Y, ep, logF, nthreads);
+  // The expert log-densities are written into R and turned into the
+  // posterior in place (a separate n x k array was 32 MB at n = 1e6, k = 4).
+  expert.log_density(X, Y, ep, R, nthreads);
   const Index n = X.rows(), k = gate.k();
-  R.resize(n, k);
   return block_sum<double>(n, nthreads, 0.0, [&](Index lo, Index len, double& acc) {
     // The rows' log(s) terms are summed as the log of their product (each s
     // lies in [1, k]), taken whenever the product grows large: one log per
@@ -30,7 +30,7 @@ double e_step(const Gate& gate, const Expert& expert, const CMat& X, const CMat&
       double m = kNegInf;
       Index at = 0;
       for (Index i = 0; i < k; ++i) {
-        R(r, i) = c.logG(r, i) + logF(r, i);
+        R(r, i) = c.logG(r, i) + R(r, i);
         if (R(r, i) > m) { m = R(r, i); at = i; }
       }
       if (!std::isfinite(m)) {  // no component explains y_n (or NaN): reported upstream
@@ -403,24 +403,35 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     th << gate.pack(g), expert.pack(e);
     return th;
   };
-  // Posterior buffers swap roles instead of being reallocated each iteration.
-  // Three n x k buffers in all (five before: 64 MB more at n = 1e6, k = 4):
-  // R, the current posterior, is no longer needed once the first EM map has
-  // read it, so SQUAREM's extrapolated E-step writes there, and R2, whose
-  // posterior the accepted second step no longer needs, takes the
-  // stabilising step's.
-  MatrixXd R1, R2;
+  // Two n x k posterior buffers in all (five, then three before: 32 MB each at
+  // n = 1e6, k = 4). An EM map reads its input posterior only in the
+  // M-steps, before its E-step writes, so a map whose input is not needed
+  // afterwards runs in place: the first map (the posterior at the current
+  // parameters is not needed once it has run) and SQUAREM's stabilising step
+  // (its input is the extrapolated point's posterior). R2 holds the second
+  // step's posterior while the extrapolation is tried, and serves as the
+  // gradient check's logit gradients between iterations.
+  MatrixXd R2;
+  auto score_at = [&](const GateParams& g, const ExpertParams& e) {
+    work.dH.swap(R2);
+    const VectorXd s = free_score(gate, expert, X, Y, U, g, e, R, work, nt);
+    work.dH.swap(R2);
+    return s;
+  };
   double last_gain = std::numeric_limits<double>::quiet_NaN();
   bool polish_stalled = false;  // a Newton polish stalled: run no more
   for (int it = 1; it <= ctl.maxit; ++it) {
     GateParams g1 = gp;
     ExpertParams e1 = ep;
-    double ll_new = em_map(g1, e1, R, R1);
+    double ll_new = em_map(g1, e1, R, R);  // R: the posterior at (g1, e1) from here on
     res.em_steps++;
     if (!std::isfinite(ll_new)) {
-      // Keep the last finite fit and say why the iterations stopped.
+      // Keep the last finite fit and say why the iterations stopped. (R now
+      // holds the failed step's posterior; the one at the kept parameters is
+      // recomputed below.)
       res.status = "numerical_failure";
       res.stop_rule = "numerical_failure";
+      e_step(gate, expert, X, Y, U, gp, ep, R, nt, &work, cw);
       break;
     }
     if (ctl.squarem) {
@@ -429,12 +440,12 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
       // the log-likelihood stays monotone.
       GateParams g2 = g1;
       ExpertParams e2 = e1;
-      const double ll2 = em_map(g2, e2, R1, R2);
+      const double ll2 = em_map(g2, e2, R, R2);
       res.em_steps++;
       if (std::isfinite(ll2) && ll2 >= ll_new) {
         const VectorXd t0 = pack(gp, ep), t1 = pack(g1, e1), t2 = pack(g2, e2);
         const VectorXd r = t1 - t0, v = t2 - t1 - r;
-        g1 = g2; e1 = e2; R1.swap(R2); ll_new = ll2;
+        g1 = g2; e1 = e2; R.swap(R2); ll_new = ll2;
         const double vn = v.norm();
         if (vn > 0) {
           const double alpha = std::min(-r.norm() / vn, -1.0);
@@ -442,13 +453,13 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
           GateParams gx = gate.unpack(tx.head(gate.n_par()), gp);
           ExpertParams ex = expert.unpack(tx.tail(expert.n_par()), ep);
           if (tx.allFinite() && expert.project(ex)) {
-            const double llx = e_step(gate, expert, X, Y, U, gx, ex, R, nt, &work, cw);
+            const double llx = e_step(gate, expert, X, Y, U, gx, ex, R2, nt, &work, cw);
             if (std::isfinite(llx) && llx >= ll_new) {
               // Stabilise with one EM step from the extrapolated point.
-              const double ll3 = em_map(gx, ex, R, R2);
+              const double ll3 = em_map(gx, ex, R2, R2);
               res.em_steps++;
               if (std::isfinite(ll3) && ll3 >= llx) {
-                g1 = gx; e1 = ex; R1.swap(R2); ll_new = ll3;
+                g1 = gx; e1 = ex; R.swap(R2); ll_new = ll3;
               }
             }
           }
@@ -459,7 +470,6 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     if (ll_new < ll - 1e-9 * (std::abs(ll) + 1.0)) res.decreased = true;
     gp = g1;
     ep = e1;
-    R.swap(R1);
     res.trace.push_back(ll_new);
     res.iter = it;
     const double change = std::abs(ll_new - ll) / (std::abs(ll) + 1e-10);
@@ -478,7 +488,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     if (change >= kScoreCheckBelow) continue;
     const double n = n_obs(X, ctl);
     res.gradient_criterion = relative_gradient(
-        free_score(gate, expert, X, Y, U, gp, ep, R, work, nt), pack_free(gate, expert, gp, ep), n);
+        score_at(gp, ep), pack_free(gate, expert, gp, ep), n);
     if (res.gradient_criterion <= ctl.grad_tol) {
       res.converged = true;
       res.stop_rule = "gradient";
@@ -498,7 +508,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
         res.trace.push_back(ll);
         between(-it, ll);
         res.gradient_criterion = relative_gradient(
-            free_score(gate, expert, X, Y, U, gp, ep, R, work, nt),
+            score_at(gp, ep),
             pack_free(gate, expert, gp, ep), n);
         if (res.gradient_criterion <= ctl.grad_tol) {
           res.converged = true;
@@ -512,7 +522,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   // (one score pass), so every fit reports how stationary it is.
   if (res.stop_rule != "gradient" && res.status == "ok")
     res.gradient_criterion = relative_gradient(
-        free_score(gate, expert, X, Y, U, gp, ep, R, work, nt), pack_free(gate, expert, gp, ep),
+        score_at(gp, ep), pack_free(gate, expert, gp, ep),
         n_obs(X, ctl));
   res.gate = gp;
   res.expert = ep;

@@ -56,7 +56,6 @@ struct EmResult {
 // matrices are allocated once per fit.
 struct EStepWork {
   GateCache cache;
-  MatrixXd logF;
   MatrixXd dH;  // logit gradients of free_score()
 };
 
