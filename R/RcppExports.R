@@ -57,3 +57,7 @@ cpp_column_moments <- function(M, centre) {
     .Call(`_moegate_cpp_column_moments`, M, centre)
 }
 
+cpp_scale_columns <- function(M, centre, scale, icol) {
+    .Call(`_moegate_cpp_scale_columns`, M, centre, scale, icol)
+}
+

@@ -145,7 +145,9 @@ expected_information <- function(object, n_nodes = 20) {
   P <- length(layout$values) - (object$method == "lsq")
   theta <- layout$values[seq_len(P)]
   spec <- list(gate = object$gate, expert = object$expert)
-  parts_at <- function(values) model_parts(relist_free(object, values), spec, object$x, object$z)
+  X <- model_design(object, "expert")
+  Z <- model_design(object, "gate")
+  parts_at <- function(values) model_parts(relist_free(object, values), spec, X, Z)
   h <- .Machine$double.eps^(1 / 3) * pmax(abs(theta), 1)
   if (object$expert$family == "gaussian" && object$method == "ml") {
     variance <- seq_len(P) > P - object$k
@@ -157,7 +159,7 @@ expected_information <- function(object, n_nodes = 20) {
     down[j] <- down[j] - h[j]
     list(up = parts_at(up), down = parts_at(down), up_values = up, down_values = down)
   })
-  n <- nrow(object$x)
+  n <- nrow(X)
   info <- matrix(0, P, P)
   # Add sum_i weight_i s_i s_i' for scores s (n x P).
   accumulate <- function(score, weight) info <<- info + crossprod(score * sqrt(weight))

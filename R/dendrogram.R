@@ -177,11 +177,12 @@ moe_dendrogram <- function(fit, weights = NULL, include_gate = FALSE, omega = NU
   } else {
     check_number(omega, "omega", lower = 0)
   }
-  q_z <- if (has_data) ncol(fit$z) else nrow(spec$params$gate$W)
-  at <- if (weights == "mass") colMeans(fit$z) else rep(0, q_z)
+  Z <- if (has_data) model_design(fit, "gate")
+  q_z <- if (has_data) ncol(Z) else nrow(spec$params$gate$W)
+  at <- if (weights == "mass") colMeans(Z) else rep(0, q_z)
   ctx <- list(gate = spec$gate, weights = weights, tau = spec$params$gate$tau, at = at,
               U_at = gate_input(spec$gate, matrix(at, 1)),
-              U = if (has_data) gate_input(spec$gate, fit$z))
+              U = if (has_data) gate_input(spec$gate, Z))
   if (ncol(ctx$U_at) != nrow(spec$params$gate$W)) {
     stop_arg("fit", "gate vectors of length ", ncol(ctx$U_at), " (the gate input)")
   }
@@ -406,8 +407,8 @@ merged_eval <- function(params, fit) {
   k <- ncol(params$gate$W)
   resp <- response_matrix(fit$y, fit$expert)
   cp <- params_to_cpp(params, fit$expert, k)
-  U <- gate_input(fit$gate, fit$z)
-  cpp_loglik(fit$x, resp$Y, U, gate_cpp_spec(fit$gate),
+  U <- gate_input(fit$gate, model_design(fit, "gate"))
+  cpp_loglik(model_design(fit, "expert"), resp$Y, U, gate_cpp_spec(fit$gate),
              expert_cpp_spec(fit$expert, resp$var_y, resp$n_classes), cp$gate, cp$expert,
              NULL, FALSE, fit$control$nthreads %||% 1L)
 }
@@ -506,7 +507,8 @@ as_moe.moe_dendrogram <- function(x, k = x$k_selected, refine = FALSE, ...) {
     control$n_starts <- 1L
     if (!isTRUE(refine)) control$maxit <- refine
     run <- function() {
-      fit_matrices(fit$y, fit$x, fit$z, k, expert = fit$expert, gate = fit$gate, method = "ml",
+      designs <- object_designs(fit)
+      fit_matrices(fit$y, designs$x, designs$z, k, expert = fit$expert, gate = fit$gate, method = "ml",
                    control = control, design_args = design_args("x", "z"))
     }
     res <- if (isTRUE(refine)) run() else {
@@ -526,7 +528,8 @@ as_moe.moe_dendrogram <- function(x, k = x$k_selected, refine = FALSE, ...) {
   out <- new_moe(res, call = cl, formula = fit$formula, terms = fit$terms, xlevels = fit$xlevels,
                  contrasts = fit$contrasts, na.action = fit$na.action, k = k,
                  expert = fit$expert, gate = fit$gate, method = "ml", control = fit$control,
-                 y = fit$y, X = fit$x, Z = fit$z, model = fit$model)
+                 y = fit$y, X = object_designs(fit)$x, Z = object_designs(fit)$z,
+                 model = fit$model, designs = !is.null(fit$x), inputs = fit$inputs)
   attr(out, "merged") <- list(from = nrow(x$table), members = members,
                               refined = !isFALSE(refine))
   out

@@ -17,7 +17,11 @@ free_layout <- function(object) {
   # recycle0: no names at all (not "gate.expert1.") when a part is empty.
   glue <- function(...) paste0(..., recycle0 = TRUE)
   wn <- rownames(W) %||% glue("u", seq_len(nrow(W)))
-  xn <- colnames(object$x) %||% glue("x", seq_len(ncol(object$x)))
+  coef <- params$expert$coef
+  # The expert design's column names (without a stored design: the
+  # coefficients carry them, as the fit named them).
+  xn <- if (!is.null(object$x)) colnames(object$x) %||% glue("x", seq_len(ncol(object$x))) else
+    dimnames(coef)[[1]] %||% glue("x", seq_len(dim(coef)[1]))
   gate_names <- c(
     unlist(lapply(seq_len(kw), function(i) glue("gate.expert", i, ".", wn))),
     glue("gate.expert", seq_len(kb), ".(Intercept)"),
@@ -25,7 +29,6 @@ free_layout <- function(object) {
   )
   gate_values <- c(as.numeric(W[, seq_len(kw)]), params$gate$b0[seq_len(kb)],
                    if (object$gate$estimate_tau) log(params$gate$tau))
-  coef <- params$expert$coef
   coef_names <- unlist(lapply(seq_len(k), function(i) glue("expert", i, ".", xn)))
   if (object$expert$family == "multinomial") {
     # Column-major p x (K - 1) x k: covariates within classes within experts.
@@ -62,26 +65,27 @@ fit_response <- function(object) {
 # regression parameters at the noise variance RSS / n.
 observed_information <- function(object) {
   cp <- params_to_cpp(object$params, object$expert, object$k)
-  U <- gate_input(object$gate, object$z)
+  X <- model_design(object, "expert")
+  U <- gate_input(object$gate, model_design(object, "gate"))
   Y <- response_matrix(fit_response(object), object$expert)$Y
   gs <- gate_cpp_spec(object$gate)
   nt <- object$control$nthreads %||% 1L
   if (object$method == "lsq") {
     gradient <- function(theta) {
-      cpp_lsq_objective(object$x, Y, U, gs, object$expert$activation, cp$gate,
+      cpp_lsq_objective(X, Y, U, gs, object$expert$activation, cp$gate,
                         cp$expert$coef, theta, nt, object$weights)$gradient
     }
-    theta <- cpp_lsq_objective(object$x, Y, U, gs, object$expert$activation, cp$gate,
+    theta <- cpp_lsq_objective(X, Y, U, gs, object$expert$activation, cp$gate,
                                cp$expert$coef, NULL, nt)$theta
     scale <- 1 / (2 * object$sigma2)
     variance <- rep(FALSE, length(theta))
   } else {
     es <- expert_cpp_spec(object$expert, 1, length(object$levels))
     gradient <- function(theta) {
-      -cpp_loglik(object$x, Y, U, gs, es, cp$gate, cp$expert, theta, TRUE, nt,
+      -cpp_loglik(X, Y, U, gs, es, cp$gate, cp$expert, theta, TRUE, nt,
                   object$weights)$gradient
     }
-    theta <- cpp_loglik(object$x, Y, U, gs, es, cp$gate, cp$expert, NULL, FALSE, nt)$theta
+    theta <- cpp_loglik(X, Y, U, gs, es, cp$gate, cp$expert, NULL, FALSE, nt)$theta
     scale <- 1
     variance <- seq_along(theta) > length(theta) - object$k &
       object$expert$family == "gaussian"
@@ -343,7 +347,8 @@ residuals.moe <- function(object, type = c("response", "pearson"), ...) {
       res <- res / sqrt(object$sigma2)
     } else {
       # Variance of the mixture: E[Var] + Var[E] over the gate weights.
-      core <- moe_predict_core(object, object$x, object$z, offset = object$offset)
+      core <- moe_predict_core(object, model_design(object, "expert"),
+                               model_design(object, "gate"), offset = object$offset)
       s2 <- object$params$expert$sigma2
       second <- rowSums(core$gate * (sweep(core$expert^2, 2, s2, "+")))
       res <- res / sqrt(second - core$response^2)
@@ -389,7 +394,7 @@ sigma.moe <- function(object, ...) {
 model.matrix.moe <- function(object, part = c("expert", "gate"), ...) {
   check_dots(...)
   part <- match_arg(part)
-  if (part == "expert") object$x else object$z
+  model_design(object, part)
 }
 
 #' @rdname moe-methods
@@ -406,7 +411,7 @@ terms.moe <- function(x, part = c("expert", "gate", "full"), ...) {
 #' @rdname moe-methods
 #' @export
 weights.moe <- function(object, ...) {
-  w <- object$weights %||% rep(1, nrow(object$x))
+  w <- object$weights %||% rep(1, NROW(object$y))
   stats::naresid(object$na.action, w)
 }
 

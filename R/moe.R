@@ -65,6 +65,16 @@
 #'   [stats::lm()]); used for the expert and the gate design alike.
 #' @param model Logical: keep the model frame in the fit (needed by `update()`
 #'   and `model.frame()` without `data`)?
+#' @param designs Logical: keep the expert design and the gate covariate
+#'   matrices in the fit (components `x` and `z`), as `lm(x = TRUE)` does? By
+#'   default they are not stored (at n = 1e6 rows and 10 covariates each is
+#'   80 MB): the formula method keeps the model frame (whose columns share
+#'   the data frame's memory) and the matrix method a reference to the
+#'   caller's `x` (and `z`), not a copy, and methods that need a design
+#'   rebuild it with [model.matrix()][model.matrix.moe], as [stats::lm()]'s
+#'   do. Every method gives the same results either way. With `model = FALSE`
+#'   and `designs = FALSE` the model frame is rebuilt from the call (its
+#'   `data` must still exist), as `model.frame()` does for an `lm` fit.
 #' @param y Response for the matrix method.
 #' @param z Gate covariate matrix for the matrix method (default: `x` without
 #'   its constant columns, since the gate has its own intercepts).
@@ -78,7 +88,11 @@
 #'   `loglik`, `df`, `nobs`, `iter`, `converged`, `trace` (log-likelihood after
 #'   each EM iteration), `start_objective` (best objective of every start),
 #'   `posterior` (n x k responsibilities), `fitted.values`, `residuals`, `y`,
-#'   `x`, `z`, `model`, `sigma2` (least squares), `rss` (least squares),
+#'   `x`, `z` (the designs with `designs = TRUE`, else `NULL`: see
+#'   [model.matrix.moe()]), `model`, `inputs` (matrix method with
+#'   `designs = FALSE`: the `x` and `z` it was given, referenced rather than
+#'   copied, from which the designs are rebuilt; else `NULL`), `sigma2`
+#'   (least squares), `rss` (least squares),
 #'   `floor_binds`, `levels` (multinomial), `gate_work` (maximum likelihood:
 #'   the work of the kept start's gate M-steps summed over its EM iterations,
 #'   a named vector of accepted `steps`, full Fisher-scoring `passes` and
@@ -115,7 +129,8 @@ moe <- function(x, ...) UseMethod("moe")
 #' @export
 moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
                         method = c("ml", "lsq"), control = moe_control(), subset,
-                        na.action, weights, offset, contrasts = NULL, model = TRUE, ...) {
+                        na.action, weights, offset, contrasts = NULL, model = TRUE,
+                        designs = FALSE, ...) {
   check_dots(...)
   cl <- match.call()
   # Store the call to the generic: the method is not exported, so update()
@@ -136,10 +151,31 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   mf$formula <- fo
   mf$drop.unused.levels <- TRUE
   mf[[1L]] <- quote(stats::model.frame)
-  mf <- tryCatch(eval(mf, parent.frame()), error = function(e) {
+  env <- parent.frame()
+  frame <- function(call) tryCatch(eval(call, env), error = function(e) {
     stop_arg("data", "a data frame holding the model's variables as numeric, logical, ",
              "factor or character columns (", conditionMessage(e), ")")
   })
+  # na.omit() and na.exclude() subset the frame even when no row is dropped,
+  # which copies every column (88 MB at n = 1e6 and 11 columns; the frame's
+  # columns otherwise share the data's memory). Without missing values the
+  # frame with na.pass is the same object, so it is used; with some, the
+  # call as given.
+  na_fun <- if (missing(na.action)) getOption("na.action") else na.action
+  if (is.character(na_fun) && length(na_fun) == 1) {
+    na_fun <- get0(na_fun, envir = env, mode = "function")
+  }
+  omits <- identical(na_fun, stats::na.omit) || identical(na_fun, stats::na.exclude)
+  if (omits) {
+    passed <- mf
+    passed$na.action <- quote(stats::na.pass)
+    mf_pass <- frame(passed)
+    complete <- !any(vapply(mf_pass, anyNA, TRUE))
+    mf <- if (complete) mf_pass else frame(mf)
+    rm(mf_pass)
+  } else {
+    mf <- frame(mf)
+  }
   check_model_frame(mf)
   y <- Formula::model.part(fo, data = mf, lhs = 1, drop = TRUE)
   if (NCOL(y) != 1) {
@@ -155,14 +191,11 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   has_gate_part <- length(fo)[2] == 2
   terms_z <- if (has_gate_part) stats::terms(fo, data = mf, rhs = 2) else terms_x
   check_contrasts(contrasts, mf)
-  X <- stats::model.matrix(fo, data = mf, rhs = 1,
-                           contrasts.arg = part_contrasts(contrasts, terms_x))
-  Z <- if (has_gate_part) {
-    stats::model.matrix(fo, data = mf, rhs = 2, contrasts.arg = part_contrasts(contrasts, terms_z))
-  } else X
-  Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
-  check_finite_matrix(X, "data")
-  check_finite_matrix(Z, "data")
+  check_flag(designs, "designs")
+  # The designs are built by the fit (and again by new_moe()), which drops
+  # them while the compiled EM runs: this frame never holds them.
+  builders <- formula_designs(fo, mf, part_contrasts(contrasts, terms_x),
+                              part_contrasts(contrasts, terms_z), has_gate_part)
   if (has_gate_part && !is.null(attr(terms_z, "offset"))) {
     stop_arg("formula", "free of offset() terms in the gate part (after the bar): a gate ",
              "offset common to all experts cancels in the normalised gate weights; put ",
@@ -170,7 +203,7 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   }
   offset <- formula_offset(mf, terms_x)
   weights <- stats::model.weights(mf)
-  fit <- fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method,
+  fit <- fit_matrices(y, builders$x, builders$z, k, expert = expert, gate = gate, method = method,
                       control = control,
                       design_args = design_args("formula", "formula",
                         " (the expert part of the formula)",
@@ -179,17 +212,89 @@ moe.formula <- function(formula, data, k, expert = NULL, gate = "softmax",
   new_moe(fit, call = cl, formula = fo,
           terms = list(full = stats::terms(mf), expert = terms_x, gate = terms_z),
           xlevels = stats::.getXlevels(stats::terms(mf), mf),
-          contrasts = list(expert = attr(X, "contrasts"), gate = attr(Z, "contrasts")),
+          contrasts = fit$contrasts,
           na.action = attr(mf, "na.action"), k = k, expert = expert, gate = gate,
-          method = method, control = control, y = y, X = X, Z = Z,
-          model = if (isTRUE(model)) mf, offset = offset)
+          method = method, control = control, y = y, X = builders$x, Z = builders$z,
+          model = if (isTRUE(model)) mf, offset = offset, designs = designs)
+}
+
+# The two designs of a formula fit as builders: x() the expert design, z(X)
+# the gate covariates (from the expert design X when the formula has no
+# bar). Rebuilt from the model frame `mf` by the calls of the fit.
+formula_designs <- function(fo, mf, contrasts_x, contrasts_z, has_gate_part) {
+  x <- function() {
+    X <- stats::model.matrix(fo, data = mf, rhs = 1, contrasts.arg = contrasts_x)
+    check_finite_matrix(X, "data")
+    X
+  }
+  z <- function(X) {
+    Z <- if (has_gate_part) {
+      stats::model.matrix(fo, data = mf, rhs = 2, contrasts.arg = contrasts_z)
+    } else X
+    # The coding survives the intercept's removal: the fit stores it, and
+    # predict() and model.matrix() rebuild the gate design with it.
+    coding <- attr(Z, "contrasts")
+    Z <- Z[, colnames(Z) != "(Intercept)", drop = FALSE]
+    if (!is.null(coding)) attr(Z, "contrasts") <- coding
+    check_finite_matrix(Z, "data")
+    Z
+  }
+  list(x = x, z = z)
+}
+
+# The two designs of a matrix fit as builders, from the matrices the caller
+# gave (the caller's memory; z is x itself unless the caller gave z or x has
+# no column names): x() is x with the intercept column added when
+# `intercept`; z(X) is z (`from_x` NULL: all of x, or FALSE: the caller's z)
+# or its columns `from_x` (x without its constant columns).
+matrix_designs <- function(x, z, from_x, intercept) {
+  list(x = function() if (intercept) cbind(`(Intercept)` = 1, x) else x,
+       z = function(X) if (is.null(from_x) || isFALSE(from_x)) z else z[, from_x, drop = FALSE])
+}
+
+# The builders of a fitted object's designs (see model_design()).
+object_designs <- function(object) {
+  list(x = function() model_design(object, "expert"),
+       z = function(X) model_design(object, "gate"))
+}
+
+# A design of a fitted object: the stored matrix (designs = TRUE, or an
+# object whose x and z were set, as internal_object()'s), else rebuilt as
+# the fit built it: from the model frame (formula method) or from the
+# matrices the matrix method was given.
+model_design <- function(object, part = c("expert", "gate")) {
+  part <- match.arg(part)
+  stored <- object[[if (part == "expert") "x" else "z"]]
+  if (!is.null(stored)) return(stored)
+  if (!is.null(object$inputs)) {
+    inp <- object$inputs
+    b <- matrix_designs(inp$x, inp$z, inp$from_x, inp$intercept)
+    if (part == "expert") return(b$x())
+    Z <- b$z(NULL)
+    # The attribute the stored z carries (designs = TRUE).
+    if (!is.null(inp$from_x)) attr(Z, "from_x") <- inp$from_x
+    return(Z)
+  }
+  if (is.null(object$terms)) {
+    stop_arg("object", "a fit that holds its designs or the data to rebuild them")
+  }
+  b <- formula_designs(object$formula, stats::model.frame(object),
+                       object$contrasts$expert, object$contrasts$gate,
+                       length(object$formula)[2] == 2)
+  if (part == "expert") b$x() else b$z(b$x())
+}
+
+# Which columns of x a matrix fit's gate covariates are (the attribute
+# "from_x" of a stored z: NULL all of x, FALSE the caller's own z).
+gate_from_x <- function(object) {
+  if (!is.null(object$inputs)) object$inputs$from_x else attr(object$z, "from_x")
 }
 
 #' @rdname moe
 #' @export
 moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                         method = c("ml", "lsq"), control = moe_control(), intercept = TRUE,
-                        weights = NULL, offset = NULL, ...) {
+                        weights = NULL, offset = NULL, designs = FALSE, ...) {
   check_dots(...)
   cl <- match.call()
   # Store the call to the generic: the method is not exported, so update()
@@ -216,26 +321,24 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
       # In place: apply() would first copy the whole matrix (twice), a column
       # by column comparison in R makes three temporaries per column.
       constant <- cpp_constant_columns(Z)
-      if (any(constant)) {  # subsetting would copy Z even when it keeps every column
-        Z <- Z[, !constant, drop = FALSE]
-        from_x <- from_x[!constant]
-      }
+      # (Only the fit builds the subset: this frame holds no copy of x.)
+      if (any(constant)) from_x <- from_x[!constant]
     }
   }
-  # Setting an attribute on the user's own matrix would copy it (80 MB at
-  # n = 1e6, d = 10): a z that is all of x carries none, which predict()
-  # reads as "z is x" (and a user's z keeps the attribute FALSE).
-  if (!identical(from_x, seq_len(ncol(X)))) attr(Z, "from_x") <- from_x
+  # A z that is all of x is recorded as NULL (predict() reads it as "z is
+  # x"), a user's z as FALSE.
+  if (identical(from_x, seq_len(ncol(X)))) from_x <- NULL
   if (nrow(X) != NROW(y)) stop_arg("x", "a matrix with one row per response (", NROW(y), "); got ", nrow(X), " rows")
   if (nrow(Z) != NROW(y)) stop_arg("z", "a matrix with one row per response (", NROW(y), "); got ", nrow(Z), " rows")
   check_flag(intercept, "intercept")
-  if (intercept) X <- cbind(`(Intercept)` = 1, X)
+  check_flag(designs, "designs")
+  builders <- matrix_designs(X, Z, from_x, intercept)
   if (is.null(expert)) {
     expert <- if (is.factor(y) || is.character(y) || is.logical(y)) "multinomial" else "gaussian"
   }
   expert <- as_expert(expert)
   if (expert$family == "multinomial" && !is.factor(y)) y <- factor(y)
-  fit <- fit_matrices(y, X, Z, k, expert = expert, gate = gate, method = method,
+  fit <- fit_matrices(y, builders$x, builders$z, k, expert = expert, gate = gate, method = method,
                       control = control,
                       design_args = design_args("x", "z",
                         if (intercept) " (moe() adds an intercept column: use intercept = FALSE if x has one)" else "",
@@ -243,38 +346,73 @@ moe.default <- function(x, y, k, z = x, expert = NULL, gate = "softmax",
                       offset = offset, weights = weights)
   new_moe(fit, call = cl, formula = NULL, terms = NULL, xlevels = NULL, contrasts = NULL,
           na.action = NULL, k = k, expert = expert, gate = gate, method = method,
-          control = control, y = y, X = X, Z = Z, model = NULL,
-          offset = if (!is.null(offset)) as.numeric(offset))
+          control = control, y = y, X = builders$x, Z = builders$z, model = NULL,
+          offset = if (!is.null(offset)) as.numeric(offset), designs = designs,
+          inputs = list(x = X, z = Z, from_x = from_x, intercept = intercept))
 }
 
 # The fitted-object constructor: fixed component order, documented in ?moe.
+# X and Z: the designs, or builders (X(), Z(X)) of them; `designs`: store
+# them (else `inputs`, the matrix method's data, or the model frame, from
+# which model_design() rebuilds them).
 new_moe <- function(fit, call, formula, terms, xlevels, contrasts, na.action, k, expert,
-                    gate, method, control, y, X, Z, model, offset = NULL) {
+                    gate, method, control, y, X, Z, model, offset = NULL, designs = FALSE,
+                    inputs = NULL) {
   obj <- list(call = call, formula = formula, terms = terms, xlevels = xlevels,
               contrasts = contrasts, na.action = na.action, k = as.integer(k),
               expert = expert, gate = gate, method = method, control = control,
               params = fit$params, loglik = fit$loglik, df = fit$df, nobs = fit$nobs,
               iter = fit$iter, converged = fit$converged, trace = fit$trace,
               start_objective = fit$start_objective, posterior = NULL,
-              fitted.values = NULL, residuals = NULL, y = y, x = X, z = Z, model = model,
+              fitted.values = NULL, residuals = NULL, y = y, x = NULL, z = NULL, model = model,
+              inputs = if (!designs) inputs,
               sigma2 = fit$sigma2, rss = fit$rss, floor_binds = fit$floor_binds,
               levels = fit$dims$levels, gate_work = fit$gate_work, offset = offset,
               weights = fit$weights, separation = fit$separation,
               gradient_criterion = fit$gradient_criterion, polish = fit$polish)
   class(obj) <- c(paste0("moe_", expert$family), "moe")
-  pred <- moe_predict_core(obj, X, Z, offset = offset)
+  if (is.function(X)) X <- X()
+  if (is.function(Z)) Z <- Z(X)
+  if (designs) {
+    obj$x <- X
+    from_x <- if (!is.null(inputs)) inputs$from_x else attr(Z, "from_x")
+    if (!is.null(from_x)) attr(Z, "from_x") <- from_x
+    obj$z <- Z
+  }
+  pred <- predict_in_blocks(obj, X, Z, offset)
   obj$posterior <- if (method == "ml") fit$posterior else NULL
   if (!is.null(obj$posterior)) dimnames(obj$posterior) <- list(rownames(X), paste0("expert", seq_len(k)))
   if (expert$family == "gaussian") {
-    obj$fitted.values <- stats::setNames(as.numeric(pred$response), rownames(X))
+    obj$fitted.values <- stats::setNames(as.numeric(pred), rownames(X))
     obj$residuals <- stats::setNames(as.numeric(y) - obj$fitted.values, rownames(X))
   } else {
-    obj$fitted.values <- pred$prob
+    obj$fitted.values <- pred
     Y <- response_matrix(y, expert)$Y
-    obj$residuals <- Y - pred$prob
-    dimnames(obj$residuals) <- dimnames(pred$prob)
+    obj$residuals <- Y - pred
+    dimnames(obj$residuals) <- dimnames(pred)
   }
   obj
+}
+
+# The fitted response (Gaussian) or class probabilities (multinomial) at the
+# fit's designs, in blocks of rows: moe_predict_core() makes several n x k
+# temporaries (128 MB at n = 1e6, k = 4), and every row is computed on its
+# own, so the blocks give the same numbers.
+predict_in_blocks <- function(obj, X, Z, offset, block = 65536L) {
+  n <- nrow(X)
+  one <- function(rows) {
+    if (is.null(rows)) return(moe_predict_core(obj, X, Z, offset = offset)$response)
+    moe_predict_core(obj, X[rows, , drop = FALSE], Z[rows, , drop = FALSE],
+                     offset = offset[rows])$response
+  }
+  if (n <= block) return(one(NULL))
+  parts <- lapply(seq.int(1L, n, by = block), function(s) one(s:min(n, s + block - 1L)))
+  if (is.matrix(parts[[1]])) {
+    out <- do.call(rbind, parts)
+  } else {
+    out <- unlist(parts, use.names = FALSE)
+  }
+  out
 }
 
 # The offset of the expert part: the sum of its offset() terms and of the

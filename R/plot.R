@@ -102,12 +102,13 @@ grid_matrix <- function(M, grid, j_vary) {
 }
 
 plot_gate <- function(x, covariate, ...) {
-  Z <- x$z
+  Z <- model_design(x, "gate")
   if (ncol(Z) == 0) stop_arg("x", "a fit with gate covariates for what = \"gate\"")
   j <- pick_column(Z, covariate, rep(TRUE, ncol(Z)), "gate covariates")
   grid <- covariate_grid(Z[, j])
   Zg <- grid_matrix(Z, grid, j)
-  Xg <- matrix(typical_row(x$x), length(grid), ncol(x$x), byrow = TRUE)
+  X <- model_design(x, "expert")
+  Xg <- matrix(typical_row(X), length(grid), ncol(X), byrow = TRUE)
   G <- moe_predict_core(x, Xg, Zg)$gate
   col <- expert_colours(x$k)
   few <- length(grid) <= 10
@@ -131,7 +132,7 @@ plot_loglik <- function(x, ...) {
 }
 
 expert_covariates <- function(x) {
-  X <- x$x
+  X <- model_design(x, "expert")
   allowed <- apply(X, 2, function(v) any(v != 1))
   list(X = X, allowed = allowed)
 }
@@ -145,7 +146,8 @@ plot_fit <- function(x, covariate, ...) {
   name <- colnames(ec$X)[j]
   grid <- covariate_grid(ec$X[, j])
   Xg <- grid_matrix(ec$X, grid, j)
-  Zg <- grid_matrix(x$z, grid, which(colnames(x$z) == name))
+  Z <- model_design(x, "gate")
+  Zg <- grid_matrix(Z, grid, which(colnames(Z) == name))
   core <- moe_predict_core(x, Xg, Zg)
   col <- expert_colours(x$k)
   # The curves leave the offset out, so the data are shown without it too.
@@ -165,7 +167,7 @@ plot_posterior <- function(x, covariate, ...) {
     weights <- x$posterior
     label <- "most probable expert (posterior)"
   } else {
-    weights <- moe_predict_core(x, x$x, x$z)$gate
+    weights <- moe_predict_core(x, model_design(x, "expert"), model_design(x, "gate"))$gate
     label <- "expert with the largest gate weight"
   }
   group <- max.col(weights, ties.method = "first")

@@ -105,8 +105,8 @@ predict.moe <- function(object, newdata,
   }
   own_data <- missing(newdata) || is.null(newdata)
   nd <- if (own_data) {
-    list(X = object$x, Z = object$z, y = object$y, offset = object$offset,
-         keep = rep(TRUE, nrow(object$x)))
+    list(X = model_design(object, "expert"), Z = model_design(object, "gate"), y = object$y,
+         offset = object$offset, keep = rep(TRUE, NROW(object$y)))
   } else {
     new_design(object, newdata, need_y = type == "posterior")
   }
@@ -274,12 +274,17 @@ new_design_matrix <- function(object, newdata, need_y) {
   if (!is.list(newdata) || is.data.frame(newdata)) newdata <- list(x = newdata)
   if (is.null(newdata$x)) stop_arg("newdata", "a list with element `x` (and optionally `z`, `y`)")
   x <- as_numeric_matrix(newdata$x, "newdata")
-  has_intercept <- colnames(object$x)[1] == "(Intercept)"
+  # The designs' shapes without building them (model_design() would).
+  x_names <- if (!is.null(object$x)) colnames(object$x) else dimnames(object$params$expert$coef)[[1]]
+  p <- length(x_names)
+  has_intercept <- x_names[1] == "(Intercept)"
   X <- if (has_intercept) cbind(`(Intercept)` = 1, x) else x
-  if (ncol(X) != ncol(object$x)) {
-    stop_arg("newdata", "an `x` with ", ncol(object$x) - has_intercept, " columns; got ", ncol(x))
+  if (ncol(X) != p) {
+    stop_arg("newdata", "an `x` with ", p - has_intercept, " columns; got ", ncol(x))
   }
-  from_x <- attr(object$z, "from_x")
+  from_x <- gate_from_x(object)
+  q <- if (!is.null(object$z)) ncol(object$z) else if (is.numeric(from_x)) length(from_x) else
+    ncol(object$inputs$z)
   Z <- if (!is.null(newdata$z)) {
     as_numeric_matrix(newdata$z, "newdata")
   } else if (isFALSE(from_x)) {
@@ -291,7 +296,7 @@ new_design_matrix <- function(object, newdata, need_y) {
     # The default z of the fit: x without the columns that were constant there.
     x[, from_x[from_x <= ncol(x)], drop = FALSE]
   }
-  if (ncol(Z) != ncol(object$z)) stop_arg("newdata", "a `z` with ", ncol(object$z), " columns; got ", ncol(Z))
+  if (ncol(Z) != q) stop_arg("newdata", "a `z` with ", q, " columns; got ", ncol(Z))
   if (nrow(Z) != nrow(X)) stop_arg("newdata", "`x` and `z` with the same number of rows")
   if (need_y && is.null(newdata$y)) stop_arg("newdata", "the response `y` for posterior probabilities")
   offset <- NULL

@@ -218,10 +218,11 @@ simulate.moe <- function(object, nsim = 1, seed = NULL, ...) {
     rng_state <- structure(seed, kind = as.list(RNGkind()))
     on.exit(assign(".Random.seed", old_seed, envir = .GlobalEnv))
   }
-  parts <- moe_predict_core(object, object$x, object$z, offset = object$offset)
+  X <- model_design(object, "expert")
+  parts <- moe_predict_core(object, X, model_design(object, "gate"), offset = object$offset)
   sims <- lapply(seq_len(nsim), function(s) draw_response(parts, object)$y)
   out <- as.data.frame(stats::setNames(sims, paste0("sim_", seq_len(nsim))))
-  rownames(out) <- rownames(object$x) %||% seq_len(nrow(object$x))
+  rownames(out) <- rownames(X) %||% seq_len(nrow(X))
   attr(out, "seed") <- rng_state
   out
 }

@@ -138,13 +138,15 @@ augment.moe <- function(x, data = NULL, newdata = NULL, ...) {
     } else if (!is.null(x$terms)) {
       model.frame(x)
     } else {
-      xs <- x$x[, colnames(x$x) != "(Intercept)", drop = FALSE]
+      X <- model_design(x, "expert")
+      xs <- X[, colnames(X) != "(Intercept)", drop = FALSE]
       data.frame(y = x$y, xs, check.names = FALSE)
     }
   }
   if (!is.data.frame(data)) data <- as.data.frame(data)
-  n_used <- nrow(x$x)
-  weights <- if (!is.null(x$posterior)) x$posterior else moe_predict_core(x, x$x, x$z)$gate
+  n_used <- NROW(x$y)
+  weights <- if (!is.null(x$posterior)) x$posterior else
+    moe_predict_core(x, model_design(x, "expert"), model_design(x, "gate"))$gate
   pearson <- residuals_unpadded(x)
   pred <- x$fitted.values
   pad <- function(v) v

@@ -436,8 +436,9 @@ error_design <- function(fit, spec, n_mc, x_dist) {
   is_model <- inherits(fit, "moe")
   if (is.null(x_dist)) {
     if (!is_model) stop_arg("x_dist", "given when `fit` is a moe_params object")
-    rows <- sample.int(nrow(fit$x), n_mc, replace = TRUE)
-    return(list(X = fit$x[rows, , drop = FALSE], Z = fit$z[rows, , drop = FALSE]))
+    X <- model_design(fit, "expert")
+    rows <- sample.int(nrow(X), n_mc, replace = TRUE)
+    return(list(X = X[rows, , drop = FALSE], Z = model_design(fit, "gate")[rows, , drop = FALSE]))
   }
   x <- if (is.function(x_dist)) x_dist(n_mc, d) else x_dist
   if (is.data.frame(x)) {

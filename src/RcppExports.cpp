@@ -227,6 +227,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_scale_columns
+Rcpp::NumericMatrix cpp_scale_columns(const Eigen::Map<Eigen::MatrixXd> M, const Eigen::Map<Eigen::VectorXd> centre, const Eigen::Map<Eigen::VectorXd> scale, int icol);
+RcppExport SEXP _moegate_cpp_scale_columns(SEXP MSEXP, SEXP centreSEXP, SEXP scaleSEXP, SEXP icolSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type M(MSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::VectorXd> >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::VectorXd> >::type scale(scaleSEXP);
+    Rcpp::traits::input_parameter< int >::type icol(icolSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_scale_columns(M, centre, scale, icol));
+    return rcpp_result_gen;
+END_RCPP
+}
 
 static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_em_fit", (DL_FUNC) &_moegate_cpp_em_fit, 9},
@@ -243,6 +257,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_same_columns", (DL_FUNC) &_moegate_cpp_same_columns, 3},
     {"_moegate_cpp_constant_columns", (DL_FUNC) &_moegate_cpp_constant_columns, 1},
     {"_moegate_cpp_column_moments", (DL_FUNC) &_moegate_cpp_column_moments, 2},
+    {"_moegate_cpp_scale_columns", (DL_FUNC) &_moegate_cpp_scale_columns, 4},
     {NULL, NULL, 0}
 };
 

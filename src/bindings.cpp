@@ -426,3 +426,14 @@ Rcpp::List cpp_column_moments(const Eigen::Map<Eigen::MatrixXd> M, bool centre) 
   return List::create(Named("centre") = Rcpp::NumericVector(c.data(), c.data() + c.size()),
                       Named("msd") = Rcpp::NumericVector(msd.data(), msd.data() + msd.size()));
 }
+
+// The scaled copy of a design (scale_columns()): one allocation, no R
+// temporaries. icol: 1-based, 0 for none.
+// [[Rcpp::export]]
+Rcpp::NumericMatrix cpp_scale_columns(const Eigen::Map<Eigen::MatrixXd> M,
+                                      const Eigen::Map<Eigen::VectorXd> centre,
+                                      const Eigen::Map<Eigen::VectorXd> scale, int icol) {
+  Rcpp::NumericMatrix out(M.rows(), M.cols());
+  scale_columns(M, centre, scale, icol - 1, out.begin());
+  return out;
+}

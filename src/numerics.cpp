@@ -445,4 +445,20 @@ void column_moments(const CMat& M, bool centre, VectorXd& centres, VectorXd& msd
   }
 }
 
+void scale_columns(const CMat& M, const VectorXd& centre, const VectorXd& scale, Index icol,
+                   double* out) {
+  const Index n = M.rows();
+  for (Index j = 0; j < M.cols(); ++j) {
+    double* o = out + j * n;
+    if (j == icol) {
+      std::fill(o, o + n, 1.0);
+    } else if (centre(j) != 0.0 || scale(j) != 1.0) {
+      const double c = centre(j), s = scale(j);
+      for (Index r = 0; r < n; ++r) o[r] = (M(r, j) - c) / s;
+    } else {
+      for (Index r = 0; r < n; ++r) o[r] = M(r, j);
+    }
+  }
+}
+
 }  // namespace moegate

@@ -336,6 +336,13 @@ std::vector<bool> constant_columns(const CMat& M);
 // arithmetic of R's mean() (a long double sum and one refinement pass).
 void column_moments(const CMat& M, bool centre, VectorXd& centres, VectorXd& msd);
 
+// (M[, j] - centre[j]) / scale[j] for every column j into `out` (n x p,
+// column-major), column icol (0-based; -1: none) set to 1 and columns with
+// centre 0 and scale 1 copied: R's scale_columns() arithmetic, without its
+// per-column temporaries.
+void scale_columns(const CMat& M, const VectorXd& centre, const VectorXd& scale, Index icol,
+                   double* out);
+
 }  // namespace moegate
 
 #endif

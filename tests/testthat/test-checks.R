@@ -49,7 +49,7 @@ test_that("linearly dependent designs are refused, naming the aliased column", {
   set.seed(1)
   fit2 <- moe(dat$x, dat$y, k = 2)
   expect_equal(fit1$loglik, fit2$loglik, tolerance = 1e-10)
-  expect_equal(ncol(fit1$z), ncol(dat$x))
+  expect_equal(ncol(model.matrix(fit1, part = "gate")), ncol(dat$x))
   x2 <- cbind(dat$x, twice = 2 * dat$x[, 1])
   expect_error(moe(x2, dat$y, k = 2), class = "moe_error", regexp = "twice")
   # A constant gate covariate duplicates the gate's own intercept b0 (inner

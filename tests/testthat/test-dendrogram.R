@@ -129,11 +129,11 @@ test_that("levels, DIC and the hclust/dendrogram methods agree", {
   fit <- quiet_fit(y ~ x1, data = d, k = 4, control = moe_control(maxit = 300))
   tree <- moe_dendrogram(fit)
   expect_equal(tree$weights, "mass")
-  expect_equal(tree$at, colMeans(fit$z))
+  expect_equal(tree$at, colMeans(model.matrix(fit, part = "gate")))
   # The masses are the average gate weights over the data, summing to one.
   atoms <- moegate:::dendrogram_atoms(
     list(params = fit$params, gate = fit$gate, expert = fit$expert),
-    list(gate = fit$gate, weights = "mass", tau = 1, U = fit$z))
+    list(gate = fit$gate, weights = "mass", tau = 1, U = model.matrix(fit, part = "gate")))
   expect_equal(exp(atoms$lw), unname(colMeans(predict(fit, type = "gate"))))
   expect_equal(sum(exp(atoms$lw)), 1)
   expect_equal(tree$table$k, 4:1)

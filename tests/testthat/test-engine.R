@@ -125,16 +125,24 @@ test_that("a default z that is all of x is stored without a copy and predicts as
   colnames(x) <- c("a", "b")
   set.seed(5)
   fit <- moe(x, dat$y, k = 2)
-  # No attribute on the stored z: it is the user's matrix itself.
-  expect_null(attr(fit$z, "from_x"))
-  expect_identical(fit$z, x)
+  # The fit keeps no design, only the user's matrix itself (not a copy),
+  # from which the gate covariates are rebuilt without an attribute.
+  expect_null(fit$z)
+  expect_null(fit$x)
+  expect_identical(fit$inputs$x, x)
+  expect_null(attr(model.matrix(fit, part = "gate"), "from_x"))
+  expect_identical(model.matrix(fit, part = "gate"), x)
+  set.seed(5)
+  kept <- moe(x, dat$y, k = 2, designs = TRUE)
+  expect_null(attr(kept$z, "from_x"))
+  expect_identical(kept$z, x)
   new <- x[1:20, ] + 0.1
   expect_equal(predict(fit, newdata = list(x = new), type = "gate"),
                predict(fit, newdata = list(x = new, z = new), type = "gate"))
   # A dropped constant column is recorded, and new x is subset alike.
   set.seed(5)
   fit2 <- moe(cbind(one = 1, x), dat$y, k = 2, intercept = FALSE)
-  expect_identical(attr(fit2$z, "from_x"), 2:3)
+  expect_identical(attr(model.matrix(fit2, part = "gate"), "from_x"), 2:3)
   expect_equal(predict(fit2, newdata = list(x = cbind(one = 1, new)), type = "gate"),
                predict(fit, newdata = list(x = new), type = "gate"), tolerance = 1e-6)
 })

@@ -68,7 +68,7 @@ for (nm in names(identifiable)) {
     d <- sim_gate_data(g, truth, 20000, seed = 11)
     fit <- moe(y ~ x1 + x2, data = d, k = 2, gate = g,
                control = moe_control(init = truth, tol = 1e-10, maxit = 2000))
-    at_truth <- moegate:::cpp_loglik(fit$x, matrix(d$y), fit$z, moegate:::gate_cpp_spec(g),
+    at_truth <- moegate:::cpp_loglik(model.matrix(fit), matrix(d$y), model.matrix(fit, part = "gate"), moegate:::gate_cpp_spec(g),
                                      moegate:::expert_cpp_spec(fit$expert, stats::var(d$y)),
                                      truth$gate, truth$expert, NULL, FALSE, 1L)
     # Started at the truth, EM can only go up.

@@ -162,6 +162,10 @@ test_that("contrasts are passed to the model matrix as in lm", {
   g2 <- moe(y ~ x1 | g, data = d, k = 2, contrasts = list(g = contr.helmert))
   expect_identical(colnames(model.matrix(g2, part = "gate")), c("g1", "g2"))
   expect_length(predict(g2, d[1:4, ]), 4)
+  # New data are coded as the fit was (the gate coding used to be lost, and
+  # predict() coded new data with the default contrasts).
+  expect_equal(unname(g2$contrasts$gate$g), unname(contr.helmert(3)))
+  expect_equal(predict(g2, d[1:4, ], type = "gate"), predict(g2, type = "gate")[1:4, ])
   expect_error(moe(y ~ x1, data = d, k = 1, contrasts = list(h = "contr.sum")),
                class = "moe_error_contrasts")
   expect_error(moe(y ~ x1, data = d, k = 1, contrasts = "contr.sum"),

@@ -38,7 +38,7 @@ test_that("coef() packs the free parameters in the compiled order", {
                                 "expert2.x1", "expert1.sigma2", "expert2.sigma2"))
   expect_length(cf, fit$df)
   cp <- moegate:::params_to_cpp(fit$params, fit$expert, fit$k)
-  theta <- moegate:::cpp_loglik(fit$x, matrix(fit$y), fit$z, moegate:::gate_cpp_spec(fit$gate),
+  theta <- moegate:::cpp_loglik(model.matrix(fit), matrix(fit$y), model.matrix(fit, part = "gate"), moegate:::gate_cpp_spec(fit$gate),
                                 moegate:::expert_cpp_spec(fit$expert), cp$gate, cp$expert,
                                 NULL, FALSE, 1L)$theta
   expect_equal(unname(cf), theta)
@@ -66,7 +66,7 @@ test_that("the observed information matches second differences of the log-likeli
   info <- moegate:::observed_information(fit)
   cp <- moegate:::params_to_cpp(fit$params, fit$expert, fit$k)
   ll <- function(theta) {
-    moegate:::cpp_loglik(fit$x, matrix(fit$y), fit$z, moegate:::gate_cpp_spec(fit$gate),
+    moegate:::cpp_loglik(model.matrix(fit), matrix(fit$y), model.matrix(fit, part = "gate"), moegate:::gate_cpp_spec(fit$gate),
                          moegate:::expert_cpp_spec(fit$expert), cp$gate, cp$expert, theta,
                          FALSE, 1L)$loglik
   }
@@ -95,7 +95,7 @@ test_that("logLik, AIC, BIC and nobs agree with the manual formulas", {
   p <- fit$params
   G <- predict(fit, type = "gate")
   dens <- vapply(1:2, function(i) {
-    dnorm(fit$y, fit$x %*% p$expert$coef[, i], sqrt(p$expert$sigma2[i]))
+    dnorm(fit$y, model.matrix(fit) %*% p$expert$coef[, i], sqrt(p$expert$sigma2[i]))
   }, numeric(600))
   expect_equal(as.numeric(ll), sum(log(rowSums(G * dens))))
 })
@@ -156,7 +156,7 @@ test_that("formula, model.frame and update work through stats", {
   expect_identical(ncol(fit3$params$gate$W), 3L)
   d$x2 <- rnorm(300)
   fit_x2 <- update(fit, . ~ . + x2, data = d)
-  expect_identical(colnames(fit_x2$x), c("(Intercept)", "x1", "x2"))
+  expect_identical(colnames(model.matrix(fit_x2)), c("(Intercept)", "x1", "x2"))
 })
 
 test_that("matrix fits have methods too, but no formula", {
