@@ -293,7 +293,9 @@ information_inverse <- function(info, nm, causes = NULL, J = diag(nrow(info))) {
 #'   the log-likelihood. `df.residual()`: `nobs()` minus the number of free
 #'   parameters (the `df` of `logLik()`). `sigma()`: the expert noise standard
 #'   deviations, one per expert (least squares: the common one).
-#'   `model.matrix()`: the expert or gate design matrix. `terms()`: the terms
+#'   `model.matrix()`: the expert or gate design matrix (the stored one of a
+#'   fit with `designs = TRUE`, else rebuilt from the model frame or the
+#'   matrices the fit was given, as [moe()] built it). `terms()`: the terms
 #'   of the formula part. `weights()`: the case weights (ones for an
 #'   unweighted fit). `formula()`: the model
 #'   formula. `model.frame()`: the model frame. `print()`: `x`, invisibly.

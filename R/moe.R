@@ -69,7 +69,7 @@
 #'   matrices in the fit (components `x` and `z`), as `lm(x = TRUE)` does? By
 #'   default they are not stored (at n = 1e6 rows and 10 covariates each is
 #'   80 MB): the formula method keeps the model frame (whose columns share
-#'   the data frame's memory) and the matrix method a reference to the
+#'   the data frame's memory when no row is dropped) and the matrix method a reference to the
 #'   caller's `x` (and `z`), not a copy, and methods that need a design
 #'   rebuild it with [model.matrix()][model.matrix.moe], as [stats::lm()]'s
 #'   do. Every method gives the same results either way. With `model = FALSE`
