@@ -29,8 +29,8 @@
 #' median loss exceeds 1.5 times their starts' or their median EM iterations
 #' are fewer than 10 (EM stopped by its tolerance near the start, not at the
 #' maximum). Fits stopped by the gradient rule are reported as at a maximum
-#' only when `neurips2023-maximum.rds` ([study_maxima()] of those fits) is
-#' shipped: the verdict then says how many pass its second-order check, how
+#' only when `neurips2023-maximum.rds` ([study_maxima()] of those fits; its
+#' k = 4 checks are named `<run>_k4`) is shipped: the verdict then says how many pass its second-order check, how
 #' much of the loss at the largest \eqn{n} is the gate-vector term, and in how
 #' many profiled fits the likelihood rises above the fit's along the
 #' sharpening of the split. The
@@ -136,7 +136,7 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
         add(p, sprintf("k = %d: rbar loss at n^(-1/2) (fits beside their starts; %s)", k, rule[[r]]),
             stats::setNames(list(s), paste0("k", k)), paste0("k", k), NULL, "loss", "n^(-1/2)", B,
             theory_slope = -0.5, start_check = TRUE, at_maximum = r != "loglik",
-            maxima = if (k == 3 && r != "loglik") maxima[[check_of[[r]]]])
+            maxima = if (r != "loglik") maxima[[paste0(check_of[[r]], if (k == 4) "_k4")]])
       }
       if (!found && !is.null(full)) {
         add(p, sprintf("k = %d: rbar loss at n^(-1/2)", k), stats::setNames(list(full), paste0("k", k)),

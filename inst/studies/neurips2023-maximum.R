@@ -4,12 +4,17 @@
 # without bound while the log-likelihood still rises)? With one command:
 #
 #   Rscript inst/studies/neurips2023-maximum.R [--sharpen_nmax=1e5] [--runs=ours,public]
-#           [--update=FALSE] [--out=DIR]
+#           [--k=3] [--update=FALSE] [--out=DIR]
+#
+# --k: which fitted numbers of experts to check, comma-separated ("3,4"); a
+# run without that study is skipped. k = 3 checks are stored under the run's
+# name, k = 4 under "<run>_k4".
 #
 # --runs: which runs to check; --update=TRUE keeps the other runs' checks of an
 # existing neurips2023-maximum.rds (so one run can be redone alone, e.g. with
 # a larger --sharpen_nmax). The shipped file: --sharpen_nmax=31623 for both
-# runs, then --runs=ours --sharpen_nmax=1e5 --update=TRUE.
+# runs, then --runs=ours --sharpen_nmax=1e5 --update=TRUE, then (k = 4, our start
+# noise) --runs=ours --k=4 --update=TRUE.
 #
 # For every fit of neurips2023-starts-gradient.rds (our start noise) and
 # neurips2023-starts-gradient-public.rds (the public code's), study_maxima()
@@ -23,7 +28,7 @@
 # study_maxima() table, its profile in attr(, "profile")), the seconds and
 # the machine.
 suppressPackageStartupMessages(library(moegate))
-opt <- study_options(list(sharpen_nmax = 1e5, runs = "ours,public", update = FALSE,
+opt <- study_options(list(sharpen_nmax = 1e5, runs = "ours,public", k = "3", update = FALSE,
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 find_run <- function(name) {
   f <- c(file.path(opt$out, name), system.file("extdata", name, package = "moegate"))
@@ -35,9 +40,10 @@ runs <- list(ours = find_run("neurips2023-starts-gradient.rds"),
 runs <- runs[!vapply(runs, is.null, NA) & names(runs) %in% strsplit(opt$runs, ",")[[1]]]
 if (!length(runs)) stop("no gradient-rule start-loss run found")
 t0 <- proc.time()[["elapsed"]]
-out <- lapply(runs, function(run) {
+# One check per study of a run: k = 3 under the run's name ("ours", "public"),
+# k = 4 as "ours_k4" (the names study_verdicts() reads).
+check_study <- function(run, st) {
   t_run <- proc.time()[["elapsed"]]
-  st <- run$studies$k3
   small <- st$n <= opt$sharpen_nmax
   parts <- list(if (any(small)) study_maxima(st, rows = which(small), sharpen = c(10, 100)),
                 if (any(!small)) study_maxima(st, rows = which(!small)))
@@ -54,7 +60,15 @@ out <- lapply(runs, function(run) {
                                sharpen_nmax = opt$sharpen_nmax,
                                seconds = proc.time()[["elapsed"]] - t_run)
   checked
-})
+}
+ks <- strsplit(opt$k, ",")[[1]]
+out <- list()
+for (r in names(runs)) {
+  for (k in intersect(paste0("k", ks), names(runs[[r]]$studies))) {
+    name <- if (k == "k3") r else paste0(r, "_", k)
+    out[[name]] <- check_study(runs[[r]], runs[[r]]$studies[[k]])
+  }
+}
 file <- file.path(opt$out, "neurips2023-maximum.rds")
 if (isTRUE(opt$update) && file.exists(file)) {
   old <- readRDS(file)

@@ -111,6 +111,26 @@ test_that("over-specified rows compare the fits' loss with their starts'", {
   saveRDS(list(checks = list(ours = checks)), file.path(dir, "neurips2023-maximum.rds"))
   v <- study_verdicts(dir, B = 50, papers = 5)
   expect_match(v$verdict[grepl("gradient", v$claim)], "^not decided by the slope \\(only 3 sample sizes")
+  # k = 4's checks are read under "<run>_k4", never k = 3's.
+  saveRDS(list(studies = list(k3 = st, k4 = st)), file.path(dir, "neurips2023-starts-gradient.rds"))
+  checks <- data.frame(n = st$n, replication = st$replication, at_maximum = TRUE,
+                       newton_steps = 2L, loss = st$loss, loss_w = 0.9 * st$loss,
+                       sharpen_gain = NA, error = NA)
+  k4_checks <- checks
+  k4_checks$at_maximum[1] <- FALSE
+  k4_checks$loss_w <- 0.5 * st$loss
+  saveRDS(list(checks = list(ours = checks)), file.path(dir, "neurips2023-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  g4 <- v$verdict[grepl("^k = 4", v$claim) & grepl("gradient", v$claim)]
+  expect_match(g4, "not checked for a maximum")
+  saveRDS(list(checks = list(ours = checks, ours_k4 = k4_checks)),
+          file.path(dir, "neurips2023-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  g3 <- v$verdict[grepl("^k = 3", v$claim) & grepl("gradient", v$claim)]
+  g4 <- v$verdict[grepl("^k = 4", v$claim) & grepl("gradient", v$claim)]
+  expect_match(g3, sprintf("fits at finite local maxima \\(all %d", nrow(st)))
+  expect_match(g4, sprintf("%d of %d pass the second-order check", nrow(st) - 1, nrow(st)))
+  expect_match(g4, "50% of the summed loss the gate-vector")
 })
 
 test_that("the sigmoid rows include the two-start gap in the replications that ran it", {
