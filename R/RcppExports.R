@@ -25,6 +25,10 @@ cpp_loglik <- function(X, Y, Z, gate_spec, expert_spec, gate_params, expert_para
     .Call(`_moegate_cpp_loglik`, X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, theta, gradient, nthreads, weights)
 }
 
+cpp_observed_information <- function(X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, nthreads, weights = NULL) {
+    .Call(`_moegate_cpp_observed_information`, X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, nthreads, weights)
+}
+
 cpp_lsq_objective <- function(X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads, weights = NULL) {
     .Call(`_moegate_cpp_lsq_objective`, X, Y, Z, gate_spec, activation, gate_params, coef, theta, nthreads, weights)
 }

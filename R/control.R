@@ -89,8 +89,10 @@
 #'   of the log-likelihood falls below `polish_at` and the gradient rule does
 #'   not hold yet: `"newton"` (default): Newton's method on the full
 #'   log-likelihood from the EM iterate, with the analytic score (one E-step
-#'   and one score pass per evaluation) and the observed information by
-#'   forward differences of it (one evaluation per free parameter), Levenberg
+#'   and one score pass per evaluation) and the observed information:
+#'   analytic for the linear softmax gate with multinomial experts (one pass
+#'   over the data), elsewhere by forward differences of the score (one
+#'   evaluation per free parameter), Levenberg
 #'   damping where the information is not positive definite and step halving,
 #'   so every accepted step raises the log-likelihood. `"lbfgs"`: L-BFGS on
 #'   the same function (no information needed, but on over-specified fits it
@@ -103,8 +105,9 @@
 #'   `fit$polish` reports the polishes run, their evaluations and the
 #'   log-likelihood they gained. A polish runs only where it is cheaper than
 #'   more EM iterations: when EM stalls, or when the ratio r of successive
-#'   log-likelihood gains predicts more than about one EM iteration per free
-#'   parameter (a Newton iteration's cost) until the gradient rule holds
+#'   log-likelihood gains predicts more EM iterations than a Newton
+#'   iteration costs (about one per free parameter with the differenced
+#'   information, three with the analytic one) until the gradient rule holds
 #'   (2 log(`grad_tol` / criterion) / log(r) iterations); a fast EM, such as a
 #'   well-specified fit at large n, simply goes on.
 #' @param polish_at,polish_maxit Relative log-likelihood change below which

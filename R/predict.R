@@ -39,7 +39,11 @@ expert_class_probs <- function(coef, X, levels) {
   P <- array(0, c(nrow(X), K, k), dimnames = list(rownames(X), levels, paste0("expert", seq_len(k))))
   for (i in seq_len(k)) {
     eta <- cbind(X %*% coef[, , i, drop = FALSE][, , 1], 0)
-    eta <- eta - apply(eta, 1, max)
+    # The row maxima column by column: apply() over the rows took 70% of a
+    # one-iteration fit at n = 5e4 (the same numbers).
+    mx <- eta[, 1]
+    for (j in seq_len(K)[-1]) mx <- pmax(mx, eta[, j])
+    eta <- eta - mx
     e <- exp(eta)
     P[, , i] <- e / rowSums(e)
   }

@@ -116,6 +116,25 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_observed_information
+Rcpp::List cpp_observed_information(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y, const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const List expert_spec, const List gate_params, const List expert_params, int nthreads, SEXP weights);
+RcppExport SEXP _moegate_cpp_observed_information(SEXP XSEXP, SEXP YSEXP, SEXP ZSEXP, SEXP gate_specSEXP, SEXP expert_specSEXP, SEXP gate_paramsSEXP, SEXP expert_paramsSEXP, SEXP nthreadsSEXP, SEXP weightsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type X(XSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type Y(YSEXP);
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type Z(ZSEXP);
+    Rcpp::traits::input_parameter< const List >::type gate_spec(gate_specSEXP);
+    Rcpp::traits::input_parameter< const List >::type expert_spec(expert_specSEXP);
+    Rcpp::traits::input_parameter< const List >::type gate_params(gate_paramsSEXP);
+    Rcpp::traits::input_parameter< const List >::type expert_params(expert_paramsSEXP);
+    Rcpp::traits::input_parameter< int >::type nthreads(nthreadsSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type weights(weightsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_observed_information(X, Y, Z, gate_spec, expert_spec, gate_params, expert_params, nthreads, weights));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_lsq_objective
 Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eigen::MatrixXd> Y, const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec, const std::string activation, const List gate_params, const Eigen::Map<Eigen::MatrixXd> coef, Rcpp::Nullable<Rcpp::NumericVector> theta, int nthreads, SEXP weights);
 RcppExport SEXP _moegate_cpp_lsq_objective(SEXP XSEXP, SEXP YSEXP, SEXP ZSEXP, SEXP gate_specSEXP, SEXP activationSEXP, SEXP gate_paramsSEXP, SEXP coefSEXP, SEXP thetaSEXP, SEXP nthreadsSEXP, SEXP weightsSEXP) {
@@ -249,6 +268,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_gate_objective", (DL_FUNC) &_moegate_cpp_gate_objective, 7},
     {"_moegate_cpp_gate_mstep", (DL_FUNC) &_moegate_cpp_gate_mstep, 5},
     {"_moegate_cpp_loglik", (DL_FUNC) &_moegate_cpp_loglik, 11},
+    {"_moegate_cpp_observed_information", (DL_FUNC) &_moegate_cpp_observed_information, 9},
     {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 10},
     {"_moegate_cpp_expert_eval", (DL_FUNC) &_moegate_cpp_expert_eval, 5},
     {"_moegate_cpp_gate_info", (DL_FUNC) &_moegate_cpp_gate_info, 3},

@@ -321,6 +321,39 @@ Rcpp::List cpp_loglik(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
                       Named("expert") = expert_params_to(ep));
 }
 
+// The analytic observed information wrt the free coordinates (gate.pack(),
+// expert.pack_free()) at the given parameters, with the score there; NULL
+// information where no analytic form is implemented.
+// [[Rcpp::export]]
+Rcpp::List cpp_observed_information(const Eigen::Map<Eigen::MatrixXd> X,
+                                    const Eigen::Map<Eigen::MatrixXd> Y,
+                                    const Eigen::Map<Eigen::MatrixXd> Z, const List gate_spec,
+                                    const List expert_spec, const List gate_params,
+                                    const List expert_params, int nthreads,
+                                    SEXP weights = R_NilValue) {
+  const GateSpec gs = gate_spec_from(gate_spec, List());
+  const ExpertSpec es = expert_spec_from(expert_spec, List());
+  MatrixXd U_store;
+  const CMat U = gate_input(gs.transform, Z, U_store);
+  const GateParams gp = gate_params_from(gate_params);
+  const ExpertParams ep = expert_params_from(expert_params);
+  const Index k = gp.W.cols();
+  Gate gate(gs, U.cols(), k);
+  std::unique_ptr<Expert> expert = make_expert(es, X.cols(), k);
+  VectorXd w_store;
+  const VectorXd* w = weights_from(weights, w_store);
+  MatrixXd R;
+  EStepWork work;
+  const double ll = e_step(gate, *expert, X, Y, U, gp, ep, R, nthreads, &work, w);
+  const VectorXd score = free_score(gate, *expert, X, Y, U, gp, ep, R, work, nthreads);
+  MatrixXd info;
+  const bool ok = observed_information(gate, *expert, X, Y, U, gp, ep, R, &work.cache, nthreads, info);
+  VectorXd th(gate.n_par() + expert->n_par());
+  th << gate.pack(gp), expert->pack_free(ep);
+  return List::create(Named("loglik") = ll, Named("score") = score, Named("theta") = th,
+                      Named("information") = ok ? Rcpp::wrap(info) : R_NilValue);
+}
+
 // Residual sum of squares of a regression-function MoE and its gradient.
 // [[Rcpp::export]]
 Rcpp::List cpp_lsq_objective(const Eigen::Map<Eigen::MatrixXd> X,

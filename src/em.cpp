@@ -93,6 +93,128 @@ double relative_gradient(const VectorXd& g, const VectorXd& theta, double n) {
   return m / std::max(n, 1e-300);
 }
 
+bool has_observed_information(const Gate& gate, const Expert& expert) {
+  const GateSpec& s = gate.spec();
+  return s.score == "inner" && s.activation == "identity" && s.normaliser == "softmax" &&
+         !s.estimate_tau && gate.w_reference() && gate.b_reference() && gate.k() >= 1 &&
+         expert.n_predictors() > 0;
+}
+
+// Row n's log-likelihood is log sum_i exp(a_ni), a_ni = log G_ni + log f_ni,
+// and it depends on the parameters only through linear predictors: the gate's
+// free logits h_j = (u_n' w_j) / tau + b_j (j < k; h_k = 0, the reference)
+// and each expert's predictors eta_il = x_n' beta_il. So its Hessian is
+// J' (d^2 l_n / d(h, eta)^2) J with J the predictors' designs, and minus the
+// inner Hessian is (Louis' identity for the mixture's missing label)
+//   Lambda_n = sum_i r_ni C_ni - (sum_i r_ni s_ni s_ni' - sbar_n sbar_n'),
+// s_ni = d a_ni / d(h, eta): (e_i - g_n) on the gate logits and expert i's
+// predictor gradient on its own predictors, sbar_n = sum_i r_ni s_ni, and
+// C_ni = -d^2 a_ni: diag(g_n) - g_n g_n' on the gate logits (the same for
+// every i) and minus expert i's predictor Hessian on its own. The information
+// is sum_n w_n J_n' Lambda_n J_n, accumulated per pair of predictors as
+// D_a' diag(w Lambda_ab) D_b over blocks of rows (D the n x (q + 1) gate
+// design or X). One pass over the data with exponentials only, where the
+// differenced information costs an E-step and score pass per coordinate.
+bool observed_information(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                          const CMat& U, const GateParams& gp, const ExpertParams& ep,
+                          const MatrixXd& R, const GateCache* cache, int nthreads,
+                          MatrixXd& info) {
+  if (!has_observed_information(gate, expert)) return false;
+  const Index n = X.rows(), p = X.cols(), q = gate.q(), k = gate.k(), kg = k - 1;
+  const Index Le = expert.n_predictors(), tri_e = Le * (Le + 1) / 2;
+  const Index L = kg + k * Le, ng = gate.n_par(), ne = expert.n_par(), m = ng + ne;
+  if (ng != kg * (q + 1) || ne != k * Le * p || R.rows() != n || R.cols() != k) return false;
+  GateCache own;
+  const GateCache* c = cache;
+  if (!c || !cache_at(*c, gp, n)) {
+    gate.forward(U, gp, own, nthreads);
+    c = &own;
+  }
+  const double inv_tau = std::exp(-gp.log_tau);
+  const double intercept_design = gate.spec().intercept_inside ? inv_tau : 1.0;
+  // Free coordinates of each predictor's design entries: gate logit j has
+  // w_j (entries j q ..) and b_j (after all gate vectors); expert predictor l
+  // has coefficient column l of the packed expert coordinates.
+  std::vector<std::vector<Index>> idx(static_cast<size_t>(L));
+  for (Index j = 0; j < kg; ++j) {
+    for (Index a = 0; a < q; ++a) idx[j].push_back(j * q + a);
+    idx[j].push_back(kg * q + j);
+  }
+  for (Index l = 0; l < k * Le; ++l)
+    for (Index a = 0; a < p; ++a) idx[kg + l].push_back(ng + l * p + a);
+  const Index npair = L * (L + 1) / 2;
+  const MatrixXd zero = MatrixXd::Zero(m, m);
+  info = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& acc) {
+    MatrixXd EG, EH;
+    expert.predictor_derivatives(X, Y, ep, lo, len, EG, EH);
+    MatrixXd A(len, q + 1);
+    A.leftCols(q) = U.middleRows(lo, len) * inv_tau;
+    A.col(q).setConstant(intercept_design);
+    MatrixXd Lam(len, npair);
+    MatrixXd M(L, L);
+    VectorXd s(L), sbar(L), g(k), r(k);
+    for (Index row = 0; row < len; ++row) {
+      const Index nr = lo + row;
+      const double w = R.row(nr).sum();  // the case weight (1 without weights)
+      if (!(w > 0)) {
+        Lam.row(row).setZero();
+        continue;
+      }
+      for (Index i = 0; i < k; ++i) {
+        g(i) = std::exp(c->logG(nr, i));
+        r(i) = R(nr, i) / w;
+      }
+      M.setZero();
+      for (Index a = 0; a < kg; ++a)
+        for (Index b = 0; b < kg; ++b) M(a, b) = (a == b ? g(a) : 0.0) - g(a) * g(b);
+      sbar.setZero();
+      for (Index i = 0; i < k; ++i) {
+        const Index off = kg + i * Le;
+        Index t = i * tri_e;
+        for (Index a = 0; a < Le; ++a)
+          for (Index b = a; b < Le; ++b, ++t) {
+            M(off + a, off + b) += r(i) * EH(row, t);
+            if (b != a) M(off + b, off + a) += r(i) * EH(row, t);
+          }
+        s.setZero();
+        for (Index j = 0; j < kg; ++j) s(j) = (i == j ? 1.0 : 0.0) - g(j);
+        s.segment(off, Le) = EG.row(row).segment(i * Le, Le).transpose();
+        M.noalias() -= r(i) * s * s.transpose();
+        sbar.noalias() += r(i) * s;
+      }
+      M.noalias() += sbar * sbar.transpose();
+      Index t = 0;
+      for (Index a = 0; a < L; ++a)
+        for (Index b = a; b < L; ++b, ++t) Lam(row, t) = w * M(a, b);
+    }
+    const auto Xb = X.middleRows(lo, len);
+    MatrixXd WD, blk;
+    Index t = 0;
+    for (Index a = 0; a < L; ++a) {
+      for (Index b = a; b < L; ++b, ++t) {
+        if (b < kg) {
+          WD = A.array().colwise() * Lam.col(t).array();
+        } else {
+          WD = Xb.array().colwise() * Lam.col(t).array();
+        }
+        if (a < kg) {
+          blk.noalias() = A.transpose() * WD;
+        } else {
+          blk.noalias() = Xb.transpose() * WD;
+        }
+        const std::vector<Index>& ia = idx[a];
+        const std::vector<Index>& ib = idx[b];
+        for (size_t u = 0; u < ia.size(); ++u)
+          for (size_t v = 0; v < ib.size(); ++v) {
+            acc(ia[u], ib[v]) += blk(u, v);
+            if (a != b) acc(ib[v], ia[u]) += blk(u, v);
+          }
+      }
+    }
+  });
+  return info.allFinite();
+}
+
 namespace {
 
 VectorXd pack_free(const Gate& gate, const Expert& expert, const GateParams& gp,
@@ -197,16 +319,17 @@ bool newton_stalled(const std::vector<double>& gains) {
 }
 
 // Newton's method on the full log-likelihood over the free coordinates from
-// (gp, ep): the observed information by forward differences of the analytic
-// score (one evaluation per coordinate, steps relative to each coordinate's
-// scale), Levenberg damping where it is not safely positive definite, and
+// (gp, ep): the observed information analytic where observed_information()
+// has it (linear softmax gate, multinomial experts: one pass per iteration),
+// else by forward differences of the analytic score (one evaluation per
+// coordinate, steps relative to each coordinate's scale), Levenberg damping where it is not safely positive definite, and
 // step halving so that every accepted step increases the log-likelihood.
 // Near a regular maximum it converges quadratically, also where EM and
 // quasi-Newton crawl along directions of small curvature. Stops when the
 // gradient rule holds or no step gains. Updates (gp, ep, R, ll) when it gained.
 //
-// The information costs one evaluation per free coordinate, the step about
-// one: after an information by differences the next steps reuse it with
+// The differenced information costs one evaluation per free coordinate, the
+// step about one: after an information by differences the next steps reuse it with
 // BFGS updates from the scores they evaluate anyway (Dennis and Moré's
 // quasi-Newton from an exact start), and the information is differenced
 // again only when such a step needed halving, gained less than half of what
@@ -243,6 +366,10 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
   double f = eval(x, &g);
   if (!std::isfinite(f) || !g.allFinite()) return false;
   const double f0 = f;
+  // With an analytic information (one pass, no E-step) every iteration takes
+  // it afresh at x, where the posterior Rt of the last evaluation was taken:
+  // plain damped Newton, no differences and no BFGS updates.
+  const bool analytic = has_observed_information(gate, expert);
   bool moved = false;
   MatrixXd H(m, m);  // minus the Hessian: by differences, then BFGS-updated
   bool fresh = false;  // H is the differenced information at x
@@ -256,7 +383,7 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
   bool cycle_open = false;
   for (int it = 0; it < ctl.polish_maxit; ++it) {
     if (relative_gradient(g, x, n) <= ctl.grad_tol) break;
-    if (!fresh && (quasi_steps == 0 || quasi_steps >= kMaxQuasiSteps)) {
+    if (!fresh && (analytic || quasi_steps == 0 || quasi_steps >= kMaxQuasiSteps)) {
       if (cycle_open) {
         gains.push_back(cycle_gain);
         cycle_gain = 0.0;
@@ -267,7 +394,11 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
         break;
       }
       bool ok = true;
-      for (Index j = 0; j < m && ok; ++j) {
+      if (analytic) {
+        ok = observed_information(gate, expert, X, Y, U, gate.unpack(x.head(ng), gp),
+                                  expert.unpack_free(x.tail(ne), ep), Rt, &work.cache, nt, H);
+      }
+      for (Index j = 0; j < m && ok && !analytic; ++j) {
         const double h = 1e-6 * std::max(std::abs(x(j)), 1.0);
         VectorXd xj = x;
         xj(j) += h;
@@ -314,6 +445,7 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
     g = gt;
     moved = true;
     fresh = false;
+    if (analytic) continue;
     quasi_steps++;
     // A step that gains more than half of the last one (within the cycle)
     // crawls: the updated information no longer finds the maximum's curvature.
@@ -347,19 +479,21 @@ const int kMaxPolishes = 3;
 // Whether a polish is cheaper than letting EM reach the gradient rule. EM
 // converges linearly: the log-likelihood's increments shrink by a factor
 // `ratio` per iteration, and the distance to the maximum (so the gradient)
-// by about sqrt(ratio). A Newton polish costs about `n_free` + 2 evaluations
-// (one E-step and score pass each) per iteration, about an EM iteration
-// each. EM that stalls (no gain) or does not speed down (ratio >= 1) is
+// by about sqrt(ratio). A Newton polish costs about `newton_cost`
+// evaluations (one E-step and score pass each, about an EM iteration each)
+// per iteration: n_free + 2 with the differenced information, 3 with the
+// analytic one (the step, a halving, the information's pass). EM that stalls (no gain) or does not speed down (ratio >= 1) is
 // polished at once; a fast EM (a well-specified fit at large n, ratio ~0.3)
 // needs a few more iterations, not 80 evaluations of the score. Without a
 // measured rate (the first iteration, or just after a polish) EM goes on.
-bool polish_pays(double gain, double ratio, double criterion, double grad_tol, Index n_free) {
+bool polish_pays(double gain, double ratio, double criterion, double grad_tol,
+                 Index newton_cost) {
   if (!(gain > 0)) return true;
   if (std::isnan(ratio)) return false;  // no rate measured yet: one more EM iteration
   if (!(ratio > 0) || !(ratio < 1)) return true;
   if (!(criterion > grad_tol)) return false;
   const double em_iterations = 2.0 * std::log(grad_tol / criterion) / std::log(ratio);
-  return em_iterations > static_cast<double>(n_free + 2);
+  return em_iterations > static_cast<double>(newton_cost);
 }
 
 }  // namespace
@@ -420,6 +554,9 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
   };
   double last_gain = std::numeric_limits<double>::quiet_NaN();
   bool polish_stalled = false;  // a Newton polish stalled: run no more
+  const Index newton_cost = ctl.polish == EmControl::kNewton && has_observed_information(gate, expert)
+                                ? 3
+                                : gate.n_par() + expert.n_par() + 2;
   for (int it = 1; it <= ctl.maxit; ++it) {
     GateParams g1 = gp;
     ExpertParams e1 = ep;
@@ -496,8 +633,7 @@ EmResult em_fit(const Gate& gate, const Expert& expert, const CMat& X, const CMa
     }
     if (ctl.polish != EmControl::kNoPolish && change < ctl.polish_at &&
         res.polishes < kMaxPolishes && (!polish_stalled || kRepeatAfterStall) &&
-        polish_pays(gain, gain_ratio, res.gradient_criterion, ctl.grad_tol,
-                    gate.n_par() + expert.n_par())) {
+        polish_pays(gain, gain_ratio, res.gradient_criterion, ctl.grad_tol, newton_cost)) {
       res.polishes++;
       const bool gained =
           ctl.polish == EmControl::kNewton

@@ -90,6 +90,22 @@ VectorXd free_score(const Gate& gate, const Expert& expert, const CMat& X, const
                     const CMat& U, const GateParams& gp, const ExpertParams& ep,
                     const MatrixXd& R, EStepWork& work, int nthreads);
 
+// Whether observed_information() has an analytic form for this gate and
+// expert: the linear softmax gate (inner score, no activation, fixed
+// temperature, last expert the reference) with experts that have linear
+// predictors (multinomial).
+bool has_observed_information(const Gate& gate, const Expert& expert);
+
+// The observed information, minus the Hessian of the log-likelihood, wrt the
+// free coordinates (gate.pack(), expert.pack_free()) at (gp, ep), given the
+// posterior R there as e_step() returns it (rows scaled by the case weights).
+// `cache` (optional): a forward pass of the gate, used when it was taken at
+// gp. False (info untouched) where has_observed_information() is false.
+bool observed_information(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
+                          const CMat& U, const GateParams& gp, const ExpertParams& ep,
+                          const MatrixXd& R, const GateCache* cache, int nthreads,
+                          MatrixXd& info);
+
 // max_j |g_j| max(|theta_j|, 1) / n: the log-likelihood's change per
 // observation for a relative change of any one free coordinate (Dennis and
 // Schnabel's relative gradient with the log-likelihood scaled by n).

@@ -343,6 +343,40 @@ class MultinomialExpert : public Expert {
     return Eigen::Map<const VectorXd>(acc.data(), acc.size());
   }
 
+  // Predictor c of expert i is the log-odds of class c against the last:
+  // d log f_i / d eta_c = y_c - t p_c and minus the Hessian t (diag(p) - pp'),
+  // t the row's count.
+  Index n_predictors() const override { return km1_; }
+  void predictor_derivatives(const CMat& X, const CMat& Y, const ExpertParams& e, Index lo,
+                             Index len, MatrixXd& grad, MatrixXd& neg_hess) const override {
+    const Index L = km1_, tri = L * (L + 1) / 2;
+    grad.resize(len, k_ * L);
+    neg_hess.resize(len, k_ * tri);
+    MatrixXd eta(len, k_ * L);
+    rows_times(X.middleRows(lo, len), e.coef, eta);
+    VectorXd prob(L);
+    for (Index r = 0; r < len; ++r) {
+      double t = Y(lo + r, L);
+      for (Index c = 0; c < L; ++c) t += Y(lo + r, c);
+      for (Index i = 0; i < k_; ++i) {
+        double mx = 0.0;  // the reference class's logit
+        for (Index c = 0; c < L; ++c) mx = std::max(mx, eta(r, i * L + c));
+        double s = exp_nonpos(-mx);
+        for (Index c = 0; c < L; ++c) {
+          prob(c) = exp_nonpos(eta(r, i * L + c) - mx);
+          s += prob(c);
+        }
+        prob /= s;
+        Index b = i * tri;
+        for (Index c = 0; c < L; ++c) {
+          grad(r, i * L + c) = Y(lo + r, c) - t * prob(c);
+          for (Index c2 = c; c2 < L; ++c2, ++b)
+            neg_hess(r, b) = t * prob(c) * ((c == c2 ? 1.0 : 0.0) - prob(c2));
+        }
+      }
+    }
+  }
+
  private:
   // Gradient g (p x (K-1), column c for class c), negative Hessian H (block
   // (c, c2) at rows c p, columns c2 p, i.e. column-major vec(B) order) and

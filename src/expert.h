@@ -57,6 +57,17 @@ class Expert {
   }
   virtual VectorXd free_gradient(const VectorXd& grad, const ExpertParams&) const { return grad; }
   virtual bool free_ok(const ExpertParams&) const { return true; }
+  // For an analytic observed information of the full log-likelihood (the
+  // Newton polish): the number L of linear predictors per expert, or 0 when
+  // the expert has none. Expert i's predictor c is x_n' coef.col(i L + c),
+  // so its coefficients are the packed free coordinates [(i L + c) p,
+  // (i L + c + 1) p). predictor_derivatives() gives, for rows [lo, lo + len),
+  // the gradient of log f_i(y_n | x_n) wrt expert i's predictors (len x k L,
+  // column i L + c) and minus its Hessian (len x k L(L + 1) / 2: expert i's
+  // upper triangle, row by row, from column i L(L + 1) / 2).
+  virtual Index n_predictors() const { return 0; }
+  virtual void predictor_derivatives(const CMat&, const CMat&, const ExpertParams&, Index,
+                                     Index, MatrixXd&, MatrixXd&) const {}
 };
 
 std::unique_ptr<Expert> make_expert(const ExpertSpec& spec, Index p, Index k);
