@@ -32,7 +32,14 @@
 # `commit`, `date`; prints the summary (per study: max |loglik_refit -
 # loglik_stored|, refits higher / lower than the stored fit by more than 1e-6
 # in log-likelihood, median and max relative difference of the study's main
-# loss). CPU about 6-8 minutes on one core (measured: see the saved seconds).
+# loss). One core, no workers: the shipped refit-defaults.rds took 62 s of CPU
+# (28 s replay, 34 s refit; per study in `summary$seconds`).
+#
+# softmax-multinomial and the neurips2023 files are single batches (seeds 6,
+# 2025, 2026, 2027). The cosine-router studies are least-squares fits, which
+# accelerate = "auto" leaves on plain EM, and the temperature-gaussian studies
+# ran SQUAREM with non-linear gates already: for them replay and refit agree,
+# and what they measure is the code's other changes since the runs.
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(
   runs = paste("temperature-gaussian", "cosine-router", "softmax-multinomial",
