@@ -126,9 +126,21 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   dims <- list(n = n, p = p, q = ncol(U), k = k, K = K, x_names = colnames(X),
                z_names = colnames(Z), levels = resp$levels, weights = weights,
                gate_columns = if (shared) c(1L, ncol(U)))
-  starts <- lapply(seq_len(control$n_starts), function(s) {
-    make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s)
+  # What the k-means starts share (column scales, and below the subsample
+  # size the scaled data and its number of distinct rows) is prepared once
+  # per fit, when a start first needs it, not once per start.
+  kmeans_prep <- local({
+    prep <- NULL
+    function() {
+      if (is.null(prep)) prep <<- kmeans_data(X, kmeans_response(resp, expert))
+      prep
+    }
   })
+  starts <- lapply(seq_len(control$n_starts), function(s) {
+    make_start(control$init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s,
+               kmeans_prep)
+  })
+  rm(kmeans_prep)
   contrasts <- list(expert = attr(X, "contrasts"), gate = attr(Z, "contrasts"))
   if (drop_designs) {
     # Garbage is collected only when R allocates: without gc() the dropped
@@ -369,7 +381,8 @@ response_matrix <- function(y, expert) {
 # the C++ driver takes a first M-step.
 # `scaling`: the fit's internal units (R/scaling.R); the start is returned in
 # them. `resp_s`: the response in internal units.
-make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s) {
+make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling, resp_s,
+                       kmeans_prep = function() kmeans_data(X, kmeans_response(resp, expert))) {
   init <- start_rule(init, s)
   if (is.function(init)) {
     init <- init(k = k, y = y, X = X, Z = Z, expert = expert, gate = gate)
@@ -383,12 +396,7 @@ make_start <- function(init, s, y, resp, X, U, Z, k, expert, gate, dims, scaling
     return(list(params = params, R0 = NULL))
   }
   groups <- if (init == "kmeans") {
-    # Multinomial experts: clusters of the covariates only. With the one-hot
-    # response among the clustered columns (earlier versions) the clusters
-    # follow the classes, each expert starts as a one-class predictor, and EM
-    # ends in poor optima (bench-multinom.R: K = 3, k = 3, n = 5e4, 90-120
-    # log-likelihood units below the covariate clusters' fits).
-    kmeans_groups(X, if (expert$family == "multinomial") resp$Y[, 0, drop = FALSE] else resp$Y, k)
+    kmeans_groups(X, kmeans_response(resp, expert), k, kmeans_prep())
   } else {
     sample.int(k, dims$n, replace = TRUE)
   }
@@ -412,7 +420,21 @@ start_responsibilities <- function(start, k) {
   start
 }
 
-kmeans_groups <- function(X, Y, k) {
+# The response columns the k-means start clusters with the covariates.
+# Multinomial experts: none (the covariates only). With the one-hot response
+# among the clustered columns (earlier versions) the clusters follow the
+# classes, each expert starts as a one-class predictor, and EM ends in poor
+# optima (bench-multinom.R: K = 3, k = 3, n = 5e4, 90-120 log-likelihood units
+# below the covariate clusters' fits).
+kmeans_response <- function(resp, expert) {
+  if (expert$family == "multinomial") resp$Y[, 0, drop = FALSE] else resp$Y
+}
+
+# What every k-means start of a fit shares: the columns kept and their
+# scales, and when no subsample is drawn (n <= 20000) the scaled data and
+# whether it has k distinct rows. No random numbers are drawn here, so the
+# starts' random streams are those of a fit that prepares it per start.
+kmeans_data <- function(X, Y) {
   # Column by column, never a scaled (or transposed) copy of the whole data:
   # at n = 1e6 those copies cost more than the clustering.
   cols <- c(lapply(seq_len(ncol(X)), function(j) function() X[, j]),
@@ -420,21 +442,41 @@ kmeans_groups <- function(X, Y, k) {
   spread <- vapply(cols, function(col) stats::sd(col()), 0)
   is_x <- seq_along(cols) <= ncol(X)
   keep <- !is_x | spread > 0
-  cols <- cols[keep]
   scales <- spread[keep]
   scales[!(scales > 0)] <- 1
+  prep <- list(keep_x = keep[is_x], scales = scales, data = NULL, distinct = NULL)
+  if (nrow(X) <= 20000) {
+    prep$data <- kmeans_scaled(X, Y, seq_len(nrow(X)), prep)
+    prep$distinct <- n_distinct_rows(prep$data)
+  }
+  prep
+}
+
+kmeans_scaled <- function(X, Y, rows, prep) {
+  data <- cbind(X[rows, prep$keep_x, drop = FALSE], Y[rows, , drop = FALSE])
+  # Column by column in place: the quotients of sweep(data, 2, scales, "/")
+  # without its two data-sized temporaries (array() and aperm()).
+  for (j in seq_len(ncol(data))) data[, j] <- data[, j] / prep$scales[j]
+  data
+}
+
+kmeans_groups <- function(X, Y, k, prep = kmeans_data(X, Y)) {
   n <- nrow(X)
   # Cluster a subsample for large n, then assign every row to its nearest centre.
-  sub <- if (n > 20000) sample.int(n, 20000) else seq_len(n)
-  data <- cbind(X[sub, keep[is_x], drop = FALSE], Y[sub, , drop = FALSE])
-  data <- sweep(data, 2, scales, "/")
-  if (n_distinct_rows(data) < k) return(sample.int(k, n, replace = TRUE))
+  if (is.null(prep$data)) {
+    data <- kmeans_scaled(X, Y, sample.int(n, 20000), prep)
+    distinct <- n_distinct_rows(data)
+  } else {
+    data <- prep$data
+    distinct <- prep$distinct
+  }
+  if (distinct < k) return(sample.int(k, n, replace = TRUE))
   km <- tryCatch(stats::kmeans(data, centers = k, iter.max = 30), error = function(e) NULL)
   if (is.null(km)) return(sample.int(k, n, replace = TRUE))
   # Squared distances to each centre, accumulated over the columns; the
   # first nearest centre wins ties (in C++: the R loop over columns and
   # centres made 2 k per column full-length temporaries, 0.4 s at n = 1e6).
-  cpp_nearest_centre(X, which(keep[is_x]), Y, as.numeric(scales), unname(km$centers))
+  cpp_nearest_centre(X, which(prep$keep_x), Y, as.numeric(prep$scales), unname(km$centers))
 }
 
 # nrow(unique(m)) without unique.matrix()'s per-row R work (it pastes every

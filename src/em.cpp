@@ -74,7 +74,8 @@ VectorXd free_score(const Gate& gate, const Expert& expert, const CMat& X, const
   // n x k logit gradients go into the fit's work array (this runs at every
   // iteration under the gradient rule).
   MatrixXd& dH = work.dH;
-  gate.em_dlogits(c, R, dH, nthreads);
+  // The weights exponentiated here are kept for the next gate M-step at gp.
+  gate.em_dlogits_keep(c, R, dH, nthreads);
   const VectorXd gg = gate.backward(U, gp, c, dH, nthreads);
   const VectorXd ge = expert.free_gradient(expert.gradient(X, Y, R, ep, nthreads), ep);
   VectorXd g(gg.size() + ge.size());

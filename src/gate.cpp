@@ -360,6 +360,7 @@ VectorXd Gate::backward(const CMat& U, const GateParams& p, const GateCache& c,
   const Index n = U.rows();
   const double inv_tau = std::exp(-p.log_tau);
   const bool inside = spec_.intercept_inside;
+  const bool identity = act_->is_identity();  // derivative 1: no virtual call per element
   // Rows 0..q-1: dW; row q: db0; row q+1, column 0: d log tau.
   MatrixXd zero = MatrixXd::Zero(q_ + 2, k_);
   MatrixXd acc = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& a) {
@@ -372,7 +373,7 @@ VectorXd Gate::backward(const CMat& U, const GateParams& p, const GateCache& c,
         const double g = dH(lo + r, i);
         // act(s)/tau = h - b0 (outside) or h (inside).
         dlt -= g * (inside ? c.H(lo + r, i) : c.H(lo + r, i) - p.b0(i));
-        dS(r, i) = g * inv_tau * act_->deriv(s);
+        dS(r, i) = g * inv_tau * (identity ? 1.0 : act_->deriv(s));
         raw(r, i) = inside ? s - p.b0(i) : s;
       }
     }
@@ -395,15 +396,41 @@ void Gate::em_dlogits(const GateCache& c, const CMat& R, MatrixXd& dH, int nthre
   const Index n = R.rows();
   dH.resize(n, k_);
   const bool normed = norm_->normalised();
+  // The softmax's factor is 1 (exact): no virtual call per element.
+  const bool unit = spec_.normaliser == "softmax";
   parallel_blocks(n, nthreads, [&](Index lo, Index len) {
     for (Index r = lo; r < lo + len; ++r) {
       const double rs = normed ? R.row(r).sum() : 0.0;
       for (Index i = 0; i < k_; ++i) {
-        const double f = norm_->dfactor(c.H(r, i));
+        const double f = unit ? 1.0 : norm_->dfactor(c.H(r, i));
         dH(r, i) = normed ? f * (R(r, i) - rs * std::exp(c.logG(r, i))) : f * R(r, i);
       }
     }
   });
+}
+
+void Gate::em_dlogits_keep(GateCache& c, const CMat& R, MatrixXd& dH, int nthreads) const {
+  if (!linear_softmax() || c.weights_only || c.has_G) {
+    em_dlogits(c, R, dH, nthreads);
+    return;
+  }
+  // The softmax branch of em_dlogits() with the same arithmetic; G gets
+  // exp_nonpos() of the log-weights, the value the Newton pass computes.
+  const Index n = R.rows(), km1 = k_ - 1;
+  dH.resize(n, k_);
+  c.G.resize(n, km1);
+  parallel_blocks(n, nthreads, [&](Index lo, Index len) {
+    for (Index r = lo; r < lo + len; ++r) {
+      const double rs = R.row(r).sum();
+      for (Index i = 0; i < k_; ++i) {
+        const double lg = c.logG(r, i);
+        const double e = std::exp(lg);
+        dH(r, i) = R(r, i) - rs * e;
+        if (i < km1) c.G(r, i) = lg < -700.0 ? 0.0 : e;
+      }
+    }
+  });
+  c.has_G = true;
 }
 
 void Gate::mean_dlogits(const GateCache& c, const CMat& Mu, MatrixXd& dH, int nthreads) const {

@@ -150,6 +150,11 @@ class Gate {
                     const MatrixXd& dH, int nthreads) const;
   // dH for the EM objective sum_ni R_ni log G_ni.
   void em_dlogits(const GateCache& cache, const CMat& R, MatrixXd& dH, int nthreads) const;
+  // The same from a complete forward pass in `cache`; for the linear softmax
+  // it also keeps the weights it exponentiates (those of the first k - 1
+  // experts, as its Newton M-step would compute them from the log-weights)
+  // in cache.G, so that the next M-step's first pass needs no exponentials.
+  void em_dlogits_keep(GateCache& cache, const CMat& R, MatrixXd& dH, int nthreads) const;
   // dH for m_n = sum_i G_ni Mu_ni: dm_n / dh_ni.
   void mean_dlogits(const GateCache& cache, const CMat& Mu, MatrixXd& dH, int nthreads) const;
 

@@ -196,7 +196,12 @@ inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   for (Index j = 0; j < k; ++j) m = std::max(m, A(r, j));
   if (!std::isfinite(m)) return m;
   double s = 0.0;
-  for (Index j = 0; j < k; ++j) s += exp_nonpos(A(r, j) - m);
+  // exp(0) is exactly 1: the largest terms' exponentials are not computed
+  // (same sum, in the same order; one exp call in k saved per row).
+  for (Index j = 0; j < k; ++j) {
+    const double d = A(r, j) - m;
+    s += d == 0.0 ? 1.0 : exp_nonpos(d);
+  }
   return m + std::log(s);
 }
 

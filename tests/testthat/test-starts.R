@@ -30,6 +30,32 @@ test_that("k-means starts are reproducible from the seed", {
   expect_identical(f1$start_objective, f2$start_objective)
 })
 
+test_that("the k-means data prepared once per fit gives each start the groups it gets alone", {
+  # kmeans_data() is what the starts of one fit share; it draws no random
+  # numbers, so a start's groups from the shared preparation equal those of
+  # a preparation of its own, below and above the 20000-row subsample.
+  set.seed(4)
+  for (n in c(300, 20001)) {
+    x <- runif(n)
+    X <- cbind(1, x, 0)  # a constant column: dropped from the clustering
+    Y <- matrix(ifelse(runif(n) < 0.5, 1 + 2 * x, -1 - x) + rnorm(n, sd = 0.2))
+    set.seed(8); prep <- moegate:::kmeans_data(X, Y)
+    expect_identical(prep$keep_x, c(FALSE, TRUE, FALSE))
+    expect_equal(prep$scales, c(sd(x), sd(Y[, 1])))
+    if (n <= 20000) {
+      expect_identical(prep$distinct, nrow(unique(prep$data)))
+      expect_equal(unname(prep$data), unname(cbind(x / sd(x), Y[, 1] / sd(Y[, 1]))))
+    } else {
+      expect_null(prep$data)  # a subsample is drawn per start
+    }
+    after_prep <- runif(1)
+    set.seed(8); expect_identical(runif(1), after_prep)
+    set.seed(6); shared <- lapply(1:2, function(s) moegate:::kmeans_groups(X, Y, 3, prep))
+    set.seed(6); alone <- lapply(1:2, function(s) moegate:::kmeans_groups(X, Y, 3))
+    expect_identical(shared, alone)
+  }
+})
+
 test_that("too few distinct rows for k clusters fall back to a random partition", {
   X <- cbind(1, rep(c(0, 1), each = 10))
   Y <- matrix(rep(c(0, 1), each = 10))
