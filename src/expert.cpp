@@ -320,17 +320,9 @@ class MultinomialExpert : public Expert {
       MatrixXd eta(len, m);
       rows_times(Xb, e.coef, eta);
       for (Index r = 0; r < len; ++r) {
-        double t = Y(lo + r, km1_);
-        for (Index c = 0; c < km1_; ++c) t += Y(lo + r, c);
+        const double t = row_count(Y, lo + r);
         for (Index i = 0; i < k_; ++i) {
-          double mx = 0.0;  // the reference class's logit
-          for (Index c = 0; c < km1_; ++c) mx = std::max(mx, eta(r, i * km1_ + c));
-          double s = exp_nonpos(-mx);
-          for (Index c = 0; c < km1_; ++c) {
-            double& v = eta(r, i * km1_ + c);
-            v = exp_nonpos(v - mx);
-            s += v;
-          }
+          const double s = reference_softmax([&](Index c) -> double& { return eta(r, i * km1_ + c); });
           const double w = R(lo + r, i), scale = w * t / s;
           for (Index c = 0; c < km1_; ++c) {
             double& v = eta(r, i * km1_ + c);
@@ -356,17 +348,10 @@ class MultinomialExpert : public Expert {
     rows_times(X.middleRows(lo, len), e.coef, eta);
     VectorXd prob(L);
     for (Index r = 0; r < len; ++r) {
-      double t = Y(lo + r, L);
-      for (Index c = 0; c < L; ++c) t += Y(lo + r, c);
+      const double t = row_count(Y, lo + r);
       for (Index i = 0; i < k_; ++i) {
-        double mx = 0.0;  // the reference class's logit
-        for (Index c = 0; c < L; ++c) mx = std::max(mx, eta(r, i * L + c));
-        double s = exp_nonpos(-mx);
-        for (Index c = 0; c < L; ++c) {
-          prob(c) = exp_nonpos(eta(r, i * L + c) - mx);
-          s += prob(c);
-        }
-        prob /= s;
+        for (Index c = 0; c < L; ++c) prob(c) = eta(r, i * L + c);
+        prob /= reference_softmax([&](Index c) -> double& { return prob(c); });
         Index b = i * tri;
         for (Index c = 0; c < L; ++c) {
           grad(r, i * L + c) = Y(lo + r, c) - t * prob(c);
@@ -378,6 +363,33 @@ class MultinomialExpert : public Expert {
   }
 
  private:
+  // A row's multinomial count t = y_K + sum_{c<K} y_c, summed in this order
+  // (the order the score and the predictor derivatives have always used).
+  double row_count(const CMat& Y, Index row) const {
+    double t = Y(row, km1_);
+    for (Index c = 0; c < km1_; ++c) t += Y(row, c);
+    return t;
+  }
+
+  // The softmax against the reference class (whose logit is 0) of the K - 1
+  // logits that v(c) refers to, in place: v(c) <- exp(v(c) - m) with m the
+  // largest logit (0 included); returns the normaliser exp(-m) + sum_c v(c),
+  // summed in class order. The score, the predictor derivatives and the
+  // expert M-step's gradient/Hessian pass share it, so their probabilities
+  // agree to the last bit.
+  template <class Ref>
+  double reference_softmax(Ref&& v) const {
+    double mx = 0.0;
+    for (Index c = 0; c < km1_; ++c) mx = std::max(mx, static_cast<double>(v(c)));
+    double s = exp_nonpos(-mx);
+    for (Index c = 0; c < km1_; ++c) {
+      double& x = v(c);
+      x = exp_nonpos(x - mx);
+      s += x;
+    }
+    return s;
+  }
+
   // Gradient g (p x (K-1), column c for class c), negative Hessian H (block
   // (c, c2) at rows c p, columns c2 p, i.e. column-major vec(B) order) and
   // S = sum_n w_n t_n x_n x_n' of Q(B) = sum_n w_n log p(y_n | x_n, B), one pass.
@@ -396,13 +408,7 @@ class MultinomialExpert : public Expert {
       MatrixXd resid(len, km1_);
       ArrayXd wt(len);
       for (Index r = 0; r < len; ++r) {
-        double mx = 0.0;
-        for (Index c = 0; c < km1_; ++c) mx = std::max(mx, P(r, c));
-        double s = exp_nonpos(-mx);
-        for (Index c = 0; c < km1_; ++c) {
-          P(r, c) = exp_nonpos(P(r, c) - mx);
-          s += P(r, c);
-        }
+        const double s = reference_softmax([&](Index c) -> double& { return P(r, c); });
         const double inv = 1.0 / s, wr = w(lo + r);
         wt(r) = wr * counts(lo + r);
         for (Index c = 0; c < km1_; ++c) {
