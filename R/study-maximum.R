@@ -74,7 +74,12 @@
 #'   the fit's and its supremum lies beyond the multiples tried). The profile itself is
 #'   attribute `profile` (one row per fit and point of the grid: `row`,
 #'   `multiple`, `requested` (a multiple asked for), `sharpness`, `loglik`,
-#'   `gain`, `criterion`, `loss`).
+#'   `gain`, `criterion`, `loss`). A fit with an expert variance at or below
+#'   the variance floor (a component collapsed onto a few observations, on the
+#'   boundary of the parameter space) is not continued: its row has
+#'   `newton_stop = "variance_floor"`, `at_maximum = FALSE`, its stored
+#'   `loglik` and the losses of the stored fit. A check that fails has only
+#'   `row`, `n`, `replication` and `error`.
 #' @seealso [rate_study()], [refit_study()], [moe_control()].
 #' @examples
 #' \donttest{
@@ -133,6 +138,19 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     ev <- maximum_evaluator(setting, data, study$params[[i]])
     th0 <- ev$theta0
     start <- ev$eval(th0)
+    if (is.null(start)) {
+      # An expert variance at its floor: a component collapsed onto a few
+      # observations, on the boundary of the parameter space, where the
+      # Gaussian likelihood has no interior maximum to continue to.
+      losses <- maximum_losses(setting, study$params[[i]])
+      row <- data.frame(row = i, n = study$n[i], replication = study$replication[i],
+                        loglik = study$loglik[i], newton_steps = 0L,
+                        newton_stop = "variance_floor", at_maximum = FALSE,
+                        row.names = NULL)
+      row <- cbind(row, as.data.frame(as.list(losses)))
+      row$error <- NA_character_
+      return(row)
+    }
     crit0 <- ev$criterion(start$gradient, th0)
     cont <- newton_ascent(ev, th0, grad_tol, newton_maxit)
     info <- scaled_information(ev, cont$theta)
@@ -156,9 +174,11 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
       prof <- sharpen_profile(ev, cont$theta, sharpen, grad_tol, newton_maxit, setting,
                             attr(losses, "cells"))
       profiles[[length(profiles) + 1]] <<- cbind(row = i, prof)
-      row$sharpen_gain <- max(prof$loglik, na.rm = TRUE) - cont$loglik
+      # NA where no profile point could be maximised.
+      best <- if (any(is.finite(prof$loglik))) max(prof$loglik, na.rm = TRUE) else NA_real_
+      row$sharpen_gain <- best - cont$loglik
       top <- prof$loglik[nrow(prof)]  # the largest multiple
-      row$sharpen_top <- isTRUE(top > cont$loglik && top >= max(prof$loglik, na.rm = TRUE))
+      row$sharpen_top <- isTRUE(top > cont$loglik && top >= best)
     }
     row$error <- NA_character_
     row

@@ -63,6 +63,24 @@ test_that("a fit that is not at a maximum is continued or flagged", {
   expect_equal(full$loss, study_maxima(st)$loss, tolerance = 1e-4)
 })
 
+test_that("a fit with a variance at its floor is flagged, not an error", {
+  # A component collapsed onto a few observations sits on the boundary of
+  # the parameter space: no interior maximum to continue to (two public-noise
+  # NeurIPS k = 4 fits end there, one of them once failed the check).
+  s <- study_setting_neurips2023(k = 2, n_grid = 400, n_rep = 2, n_starts = 1)
+  st <- rate_study(s, seed = 3, progress = FALSE)
+  collapsed <- st
+  collapsed$params[[1]]$expert$sigma2[1] <- 0
+  m <- study_maxima(collapsed, sharpen = c(2, 10))
+  expect_identical(m$newton_stop, c("variance_floor", m$newton_stop[2]))
+  expect_identical(m$at_maximum, c(FALSE, TRUE))
+  expect_true(all(is.na(m$error)))
+  expect_identical(m$loglik[1], st$loglik[1])
+  expect_equal(m$loss[1], maximum_losses(s, collapsed$params[[1]])[[1]])
+  expect_true(is.na(m$sharpen_gain[1]))
+  expect_false(any(attr(m, "profile")$row == 1))
+})
+
 test_that("a run-off shows as a vanishing curvature and a rising sharpening profile", {
   # The fit meets the gradient rule far along the path (gate vector in the
   # tens of thousands): the local curvature there is zero to rounding, which
