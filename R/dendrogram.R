@@ -501,13 +501,13 @@ as_moe.moe_dendrogram <- function(x, k = x$k_selected, refine = FALSE, ...) {
   attr(params, "members") <- NULL
   cl <- fit$call
   if (!is.null(cl)) cl$k <- k
+  designs <- object_designs(fit)  # builders: nothing is computed until called
   if (!isFALSE(refine)) {
     control <- fit$control
     control$init <- params
     control$n_starts <- 1L
     if (!isTRUE(refine)) control$maxit <- refine
     run <- function() {
-      designs <- object_designs(fit)
       fit_matrices(fit$y, designs$x, designs$z, k, expert = fit$expert, gate = fit$gate, method = "ml",
                    control = control, design_args = design_args("x", "z"))
     }
@@ -528,7 +528,7 @@ as_moe.moe_dendrogram <- function(x, k = x$k_selected, refine = FALSE, ...) {
   out <- new_moe(res, call = cl, formula = fit$formula, terms = fit$terms, xlevels = fit$xlevels,
                  contrasts = fit$contrasts, na.action = fit$na.action, k = k,
                  expert = fit$expert, gate = fit$gate, method = "ml", control = fit$control,
-                 y = fit$y, X = object_designs(fit)$x, Z = object_designs(fit)$z,
+                 y = fit$y, X = designs$x, Z = designs$z,
                  model = fit$model, designs = !is.null(fit$x), inputs = fit$inputs)
   attr(out, "merged") <- list(from = nrow(x$table), members = members,
                               refined = !isFALSE(refine))
