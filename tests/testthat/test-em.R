@@ -157,6 +157,42 @@ test_that("softmax EM with cached gate weights follows an EM without any cache",
   expect_equal(fit$loglik, ll, tolerance = 1e-12)
 })
 
+test_that("the Gaussian E-step equals log-densities and log-weights combined in R", {
+  # The E-step turns the experts' log-densities into the posterior in place,
+  # block by block of rows, with one log per many rows for the
+  # log-likelihood; the reference is dnorm() and a plain-R log-softmax.
+  # n = 2500 covers two whole blocks of rows (1024) and a partial one.
+  dat <- gaussian_data_2(n = 2500, seed = 11)
+  X <- cbind(1, dat$x)
+  spec <- cpp_spec(gate_softmax())
+  g <- list(W = cbind(c(0.5, -0.3), c(-0.4, 0.2), c(0, 0)), b0 = c(0.1, -0.2, 0), tau = 1)
+  e <- list(coef = cbind(c(0.5, 1, 0), c(-0.5, -1, 0.5), c(0, 0.3, -0.2)), sigma2 = c(0.5, 0.6, 0.7))
+  run <- function(nthreads, weights = NULL) {
+    moegate:::cpp_loglik(X, matrix(dat$y), dat$x, spec, cpp_gaussian_spec(), g, e, NULL, FALSE,
+                         nthreads, weights)
+  }
+  one <- run(1L)
+  mu <- X %*% e$coef
+  logF <- sapply(1:3, function(i) stats::dnorm(dat$y, mu[, i], sqrt(e$sigma2[i]), log = TRUE))
+  # Same arithmetic as the full-matrix pass, to rounding of dnorm's.
+  expect_equal(one$log_density, logF, tolerance = 1e-12)
+  H <- sweep(dat$x %*% g$W, 2, g$b0, "+")
+  logG <- H - log(rowSums(exp(H)))
+  A <- logG + one$log_density
+  m <- apply(A, 1, max)
+  lse <- m + log(rowSums(exp(A - m)))
+  expect_equal(one$posterior, exp(A - lse), tolerance = 1e-12)
+  expect_equal(one$loglik, sum(lse), tolerance = 1e-12)
+  # Fixed blocks: the same numbers on 2 threads.
+  expect_identical(run(2L)$posterior, one$posterior)
+  expect_identical(run(2L)$loglik, one$loglik)
+  # Case weights, some zero: the weighted sum, and the reported posterior unweighted.
+  w <- rep(c(0, 1, 2.5), length.out = nrow(X))
+  wt <- run(1L, w)
+  expect_equal(wt$loglik, sum(w * lse), tolerance = 1e-12)
+  expect_equal(wt$posterior[w > 0, ], one$posterior[w > 0, ], tolerance = 1e-14)
+})
+
 test_that("the fit records the work of its gate M-steps", {
   dat <- gaussian_data_2()
   set.seed(8)
