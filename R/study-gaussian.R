@@ -238,13 +238,25 @@ study_setting_cosine <- function(setting = c("cosine", "perturbed_cosine", "line
   # eps < 0.1: the raw w is nearly unrecoverable from v (||v_1*|| close to 1),
   # so the main loss and the two-start check use the shifted v.
   small_eps <- setting == "perturbed_cosine" && eps < 0.1
-  raw_w1 <- function(p) cosine_raw_w(p, truth, gate, v_space = small_eps)[, 1]
+  raw_w1 <- if (k > 2) {
+    # The raw gate vector, as the over-specified raw loss fixes the v shift,
+    # of the fitted expert nearest (in expert parameters) to true expert 1.
+    function(p) {
+      parts <- cosine_overspecified_parts(p, truth, gate, expert_gaussian(activation = "tanh"),
+                                          "lsq")
+      parts$w_raw[cosine_match(p, truth)[1], ]
+    }
+  } else {
+    function(p) cosine_raw_w(p, truth, gate, v_space = small_eps)[, 1]
+  }
+  loss <- if (k > 2) cosine_overspecified_loss(setting) else cosine_study_loss(setting)
   moe_study_setting(truth, k = k, n_grid = n_grid, n_rep = n_rep, gate = gate,
                     expert = expert_gaussian(activation = "tanh"), method = "lsq",
-                    init = "near_truth", loss = cosine_study_loss(setting), control = control,
+                    init = "near_truth", loss = loss, control = control,
                     name = name, spread = if (setting != "linear") spread_norms,
                     spread_range = spread_range,
-                    two_start = if (reps > 0) raw_w1, two_start_reps = reps)
+                    two_start = if (reps > 0) raw_w1, two_start_reps = reps,
+                    start_loss = k > 2)
 }
 
 # Scale every gate vector's norm by c (the cosine router's invariance).
@@ -324,4 +336,93 @@ cosine_study_loss <- function(setting) {
     }
     c(loss = raw, v = v_loss, direction = direction, experts = experts, D1 = d1)
   }
+}
+
+# The loss of an over-specified (k > 2) cosine-router setting: see
+# ?study_setting_cosine.
+cosine_overspecified_loss <- function(setting) {
+  force(setting)
+  function(fit, truth) {
+    cosine_overspecified_parts(fit$params, truth, fit$gate, fit$expert, fit$method)$values
+  }
+}
+
+# The over-specified losses and the raw gate vectors behind them. The
+# Voronoi cells, the weight discrepancy and the intercepts' common
+# translation are those of the identified D1 loss (on directions for the
+# cosine router; on v = w / (||w|| + eps_w), up to a common shift, for the
+# perturbed one); the raw loss puts the raw gate vectors into the same cells.
+# For the perturbed router the raw w depend on the shift t of all v, an exact
+# invariance: the raw loss is minimised over the shifts for which every
+# v_i + t has norm below 1 (t = 0, the fit as it is, always does), so it is
+# defined for every fit.
+cosine_overspecified_parts <- function(params, truth, gate, expert, method) {
+  perturbed <- gate$score == "perturbed_cosine"
+  eps <- if (perturbed) gate$eps_w else NA_real_
+  to_v <- function(p) {
+    p$gate$W <- sweep(p$gate$W, 2, sqrt(colSums(p$gate$W^2)) + eps, "/")
+    p
+  }
+  ident_gate <- if (perturbed) gate_softmax() else gate
+  fp <- if (perturbed) to_v(params) else params
+  tp <- if (perturbed) to_v(truth) else truth
+  spec <- list(gate = ident_gate, expert = expert, method = method)
+  v <- voronoi_loss(fp, tp, "D1", gate = ident_gate, expert = expert, method = method,
+                    detail = TRUE)
+  fa <- voronoi_atoms(fp, spec, "fit")
+  ta <- voronoi_atoms(tp, spec, "truth")
+  tr <- v$translation
+  s <- exp(tr[["t_0"]])
+  r_fun <- exponent_table("D1")
+  cell_r <- function(b) vapply(v$cells, function(j) r_fun(b, v$cell_sizes[j]), 0)
+  # Each atom's weight (with the translation) and distance to its true atom.
+  part <- function(block_fit, block_true, b) {
+    d <- sqrt(rowSums((block_fit - block_true[v$cells, , drop = FALSE])^2))
+    sum(s * fa$weight * d^cell_r(b))
+  }
+  experts <- sum(vapply(intersect(c("a", "b"), names(fa$blocks)), function(b) {
+    part(fa$blocks[[b]], ta$blocks[[b]], b)
+  }, 0))
+  w_ident <- part(fa$blocks$w, ta$blocks$w, "w")
+  wt <- t(truth$gate$W)
+  if (perturbed) {
+    v_fit <- t(fp$gate$W)
+    raw_at <- function(shift) {
+      vv <- sweep(v_fit, 2, shift, "+")
+      nv <- sqrt(rowSums(vv^2))
+      if (any(nv >= 1)) return(NULL)
+      vv * (eps / (1 - nv))
+    }
+    w_term <- function(shift) {
+      w <- raw_at(shift)
+      if (is.null(w)) Inf else part(w, wt, "w")
+    }
+    # Candidates: no shift, and the identified loss's (in the fit's
+    # absolute v coordinates: its reference expert's v and the truth's).
+    k <- ncol(params$gate$W)
+    t_ident <- tr[grepl("^t_w", names(tr))]
+    cands <- list(numeric(ncol(v_fit)))
+    if (length(t_ident)) {
+      cands[[2]] <- t_ident - v_fit[k, ] + t(tp$gate$W)[ncol(truth$gate$W), ]
+    }
+    vals <- vapply(cands, w_term, 0)
+    best <- cands[[which.min(vals)]]
+    opt <- stats::optim(best, w_term, method = "Nelder-Mead",
+                        control = list(reltol = 1e-12, maxit = 2000))
+    if (opt$value < min(vals)) best <- opt$par
+    w_raw_atoms <- raw_at(best)
+  } else {
+    w_raw_atoms <- t(params$gate$W)
+  }
+  w_raw <- part(w_raw_atoms, wt, "w")
+  raw <- v$weight + w_raw + experts
+  split <- as.numeric(any(v$cell_sizes > 1))
+  values <- if (perturbed && eps < 0.1) {
+    c(loss = v$loss, raw = raw, D1 = v$loss, experts = experts, w = w_ident,
+      w_raw = w_raw, weight = v$weight, split = split)
+  } else {
+    c(loss = raw, D1 = v$loss, experts = experts, w = w_raw, w_ident = w_ident,
+      weight = v$weight, split = split)
+  }
+  list(values = values, w_raw = w_raw_atoms, cells = v$cells)
 }

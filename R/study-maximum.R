@@ -96,8 +96,8 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     stop_arg("study", "a rate_study() result with its setting", got = study)
   }
   setting <- attr(study, "setting")
-  if (setting$method != "ml") {
-    stop_arg("study", "a study fitted by maximum likelihood (method \"ml\"); it used \"",
+  if (!setting$method %in% c("ml", "lsq")) {
+    stop_arg("study", "a study fitted by maximum likelihood or least squares; it used \"",
              setting$method, "\"")
   }
   seed <- attr(study, "seed")
@@ -120,6 +120,9 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
       stop_arg("sharpen", "NULL or finite multiples of at least 1", got = sharpen)
     }
     g <- setting$gate
+    if (setting$method == "lsq") {
+      stop_arg("sharpen", "NULL for a least-squares study (the profile is the likelihood's)")
+    }
     if (g$score != "inner" || g$activation != "identity" || g$normalizer != "softmax" ||
         isTRUE(g$estimate_tau) || g$transform != "identity" || !is.null(g$transform_fun)) {
       stop_arg("sharpen", "NULL for this study: the sharpening profile needs the linear softmax gate")
@@ -152,21 +155,25 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
       return(row)
     }
     crit0 <- ev$criterion(start$gradient, th0)
-    cont <- newton_ascent(ev, th0, grad_tol, newton_maxit)
+    cont <- newton_ascent(ev, th0, grad_tol, newton_maxit, n_null = n_null)
     info <- scaled_information(ev, cont$theta)
     e <- eigen(info$scaled, symmetric = TRUE)
     P <- length(th0)
-    v_min <- e$vectors[, P]
+    # The smallest eigenvalue beyond the gate's exact invariances.
+    last <- P - n_null
+    v_min <- e$vectors[, last]
     params <- ev$params(cont$theta)
     losses <- maximum_losses(setting, params)
     row <- data.frame(row = i, n = study$n[i], replication = study$replication[i],
                       loglik = start$loglik, criterion = crit0, newton_steps = cont$steps,
                       newton_stop = cont$stop,
                       criterion_after = cont$criterion, loglik_gain = cont$loglik - start$loglik,
-                      max_change = max(abs(cont$theta - th0)), info_min = e$values[P],
+                      max_change = max(abs(cont$theta - th0)), info_min = e$values[last],
                       info_max = e$values[1], info_min_gate = sum(v_min[seq_len(ev$n_gate)]^2),
+                      info_null = if (n_null) max(abs(e$values[(last + 1):P])) else NA_real_,
                       sharpness = gate_sharpness(params, attr(losses, "cells"))$sharpness,
-                      at_maximum = cont$stop != "maxit" && e$values[P] > 0 &&
+                      expert_slope = expert_slope(params, setting$expert),
+                      at_maximum = cont$stop != "maxit" && e$values[last] > 0 &&
                         cont$criterion <= max(grad_tol, setting$control$grad_tol %||% 1e-6),
                       row.names = NULL)
     row <- cbind(row, as.data.frame(as.list(losses)))
@@ -184,6 +191,7 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     row
   }
   profiles <- list()
+  n_null <- invariant_directions(setting$gate, nrow(setting$truth$gate$W), setting$k)
   out <- lapply(seq_along(rows), function(j) {
     i <- rows[j]
     assign(".Random.seed", streams[[task[j]]], envir = .GlobalEnv)
@@ -208,9 +216,36 @@ rbind_fill <- function(rows) {
   }))
 }
 
+# Exact invariances of a gate that its reference convention leaves in the
+# packed parameters, hence null directions of every information: the cosine
+# score ignores each ||w_i|| (k directions); the perturbed cosine score is
+# linear in v_i = w_i / (||w_i|| + eps_w), and the softmax ignores a common
+# shift of all v_i (q directions).
+invariant_directions <- function(gate, q, k) {
+  if (gate$normalizer != "softmax") return(0L)
+  switch(gate$score, cosine = as.integer(k), perturbed_cosine = as.integer(q), 0L)
+}
+
+# Largest slope norm ||a_i|| of Gaussian experts (a tanh expert whose slopes
+# grow without bound becomes a step function: the least-squares analogue of
+# a sharpening gate); NA for other experts.
+expert_slope <- function(params, expert) {
+  if (expert$family != "gaussian") return(NA_real_)
+  coef <- params$expert$coef
+  ir <- intercept_row(coef)
+  slopes <- if (is.na(ir)) coef else coef[-ir, , drop = FALSE]
+  if (nrow(slopes) == 0) return(0)
+  max(sqrt(colSums(slopes^2)))
+}
+
 # Log-likelihood and score of one replication's data as functions of the
 # packed parameters (gate first, then experts; Gaussian variances last).
+# Least-squares studies: -RSS / (2 sigma2) with sigma2 the stored fit's
+# RSS / n (the Gaussian log-likelihood of the regression parameters at that
+# noise variance, up to a constant), its parameters those of the compiled
+# least-squares objective (gate, then expert coefficients).
 maximum_evaluator <- function(setting, data, params) {
+  if (setting$method == "lsq") return(lsq_maximum_evaluator(setting, data, params))
   k <- setting$k
   cp <- params_to_cpp(params, setting$expert, k)
   U <- gate_input(setting$gate, data$Z)
@@ -251,6 +286,44 @@ maximum_evaluator <- function(setting, data, params) {
     })
 }
 
+lsq_maximum_evaluator <- function(setting, data, params) {
+  k <- setting$k
+  cp <- params_to_cpp(params, setting$expert, k)
+  U <- gate_input(setting$gate, data$Z)
+  Y <- matrix(as.numeric(data$y), ncol = 1)
+  gs <- gate_cpp_spec(setting$gate)
+  act <- setting$expert$activation
+  objective <- function(theta) {
+    cpp_lsq_objective(data$X, Y, U, gs, act, cp$gate, cp$expert$coef, theta, 1L)
+  }
+  first <- objective(NULL)
+  n <- nrow(data$X)
+  scale <- 1 / (2 * first$value / n)
+  P <- length(first$theta)
+  gate_par <- P - length(cp$expert$coef)
+  list(
+    theta0 = first$theta, n_gate = gate_par, variance = rep(FALSE, P), n = n, floor = 0,
+    eval = function(theta, gradient = TRUE) {
+      r <- objective(theta)
+      if (!is.finite(r$value) || !all(is.finite(r$gradient))) return(NULL)
+      list(loglik = -scale * r$value, gradient = -scale * r$gradient)
+    },
+    criterion = function(gradient, theta) max(abs(gradient) * pmax(abs(theta), 1)) / n,
+    pack = function(p) {
+      cq <- params_to_cpp(p, setting$expert, k)
+      cpp_lsq_objective(data$X, Y, U, gs, act, cq$gate, cq$expert$coef, NULL, 1L)$theta
+    },
+    mass = function(theta) stop("no posterior masses for a least-squares fit", call. = FALSE),
+    params = function(theta) {
+      r <- objective(theta)
+      p <- params
+      p$gate$W[] <- r$gate$W
+      p$gate$b0[] <- r$gate$b0
+      p$expert$coef[] <- r$coef
+      p
+    })
+}
+
 # Observed information (minus the Hessian, central differences of the score)
 # and its version scaled to unit diagonal where the diagonal is positive.
 scaled_information <- function(ev, theta, free = seq_along(theta), expand = NULL) {
@@ -272,7 +345,7 @@ scaled_information <- function(ev, theta, free = seq_along(theta), expand = NULL
 # parameters phi to the full theta (a linear map A phi + b given by `A` and
 # `to_full`), for the profile; NULL for the full parameter vector.
 newton_ascent <- function(ev, theta, grad_tol, maxit, A = NULL, to_full = NULL, phi = NULL,
-                          refresh = 1L) {
+                          refresh = 1L, n_null = 0L) {
   full <- if (is.null(A)) function(x) x else to_full
   x <- if (is.null(A)) theta else phi
   cur <- ev$eval(full(x))
@@ -292,10 +365,14 @@ newton_ascent <- function(ev, theta, grad_tol, maxit, A = NULL, to_full = NULL, 
       info <- scaled_information(ev, full(x), expand = A)
       e <- eigen(info$scaled, symmetric = TRUE)
     }
-    m <- length(e$values)
+    # `n_null` exact invariances: their (numerically zero) eigenvalues are
+    # left out of the step, which would otherwise divide rounding by rounding.
+    m <- length(e$values) - n_null
+    keep <- seq_len(m)
     lam <- if (e$values[m] > 1e-12 * e$values[1]) 0 else -e$values[m] + 1e-8 * e$values[1]
     g <- grad_of(cur$gradient) * info$scale
-    step <- info$scale * as.numeric(e$vectors %*% (crossprod(e$vectors, g) / (e$values + lam)))
+    ev_keep <- e$vectors[, keep, drop = FALSE]
+    step <- info$scale * as.numeric(ev_keep %*% (crossprod(ev_keep, g) / (e$values[keep] + lam)))
     # The Newton (or Levenberg) step, halved until it raises the
     # log-likelihood; failing that, a steepest-ascent step in the scaled
     # coordinates (length 1 / largest eigenvalue), halved the same way: a
@@ -425,7 +502,8 @@ sharpen_profile <- function(ev, theta, multiples, grad_tol, maxit, setting, cell
 maximum_losses <- function(setting, params) {
   spec <- list(gate = setting$gate, expert = setting$expert, method = setting$method)
   fit <- c(spec, list(params = params, loglik = NA_real_))
-  if (is.function(setting$loss)) return(c(loss = study_loss(setting, fit, strict = FALSE)[[1]]))
+  # A loss function's every value (loss, loss_<name>: the study's columns).
+  if (is.function(setting$loss)) return(study_loss(setting, fit, strict = FALSE))
   v <- voronoi_loss(fit, setting$truth, exponents = setting$loss, detail = TRUE)
   fa <- voronoi_atoms(params, spec, "fit")
   ta <- voronoi_atoms(setting$truth, spec, "truth")

@@ -3,11 +3,13 @@
 #
 #   Rscript inst/studies/cosine-router.R [--workers=2] [--sizes=10] [--reps=20]
 #           [--nmax=1e5] [--two_start=6] [--seed=4] [--stop=loglik|gradient]
+#           [--k=2|3] [--eps001=TRUE] [--maxit=1000]
 #           [--file=cosine-router.rds] [--out=DIR]
 #   Rscript inst/studies/cosine-router.R --combine=first.rds,second.rds [--out=DIR]
 #
 # Arms: cosine router against the perturbed cosine router with eps = 1, and
-# the perturbed router with eps = 0.01 (numerically almost the cosine router);
+# the perturbed router with eps = 0.01 (numerically almost the cosine router;
+# --eps001=FALSE drops it);
 # gate norms of the starts scaled by c; two-start check in the first
 # --two_start replications. Writes --file (a run_studies() result; see
 # ?study_setting_cosine and ?run_studies).
@@ -20,15 +22,17 @@
 # fits the gradient rule stops at the same points: checked on 9 fits).
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(workers = 2, sizes = 10, reps = 20, nmax = 1e5, two_start = 6,
-                          seed = 4, stop = "loglik", file = "cosine-router.rds",
-                          combine = "", commit = "",
+                          seed = 4, stop = "loglik", file = "", k = 2, eps001 = TRUE,
+                          maxit = 1000, combine = "", commit = "",
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 if (!opt$stop %in% c("loglik", "gradient")) stop("--stop: loglik or gradient")
+if (!opt$k %in% 2:3) stop("--k: 2 (exact fit) or 3 (over-specified)")
+if (!nzchar(opt$file)) opt$file <- if (opt$k == 2) "cosine-router.rds" else "cosine-router-k3.rds"
 # batches.R (beside this script): batch_commit(), combine_batches().
 local_dir <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
 source(file.path(if (length(local_dir)) dirname(local_dir[1]) else ".", "batches.R"))
 commit <- batch_commit(opt)
-control <- moe_control(tol = 1e-10, maxit = 1000, stop = opt$stop,
+control <- moe_control(tol = 1e-10, maxit = opt$maxit, stop = opt$stop,
                        polish = if (opt$stop == "loglik") "none" else "newton")
 if (nzchar(opt$combine)) {
   combine_batches(opt, control, commit)
@@ -36,18 +40,20 @@ if (nzchar(opt$combine)) {
 }
 n_grid <- round(10^seq(3, log10(opt$nmax), length.out = opt$sizes))
 make <- function(s, eps = 1) {
-  study_setting_cosine(s, n_grid = n_grid, n_rep = opt$reps, eps = eps,
+  study_setting_cosine(s, n_grid = n_grid, n_rep = opt$reps, eps = eps, k = opt$k,
                        two_start = opt$two_start, control = control)
 }
-settings <- list(cosine = make("cosine"), perturbed_cosine = make("perturbed_cosine"),
-                 perturbed_cosine_eps001 = make("perturbed_cosine", eps = 0.01))
+settings <- list(cosine = make("cosine"), perturbed_cosine = make("perturbed_cosine"))
+if (isTRUE(opt$eps001)) settings$perturbed_cosine_eps001 <- make("perturbed_cosine", eps = 0.01)
 # Conditioning (null directions, condition number) and the identified D1's
-# asymptotic prediction.
-asymptotic <- lapply(settings, function(s) {
+# asymptotic prediction (exact fit only: at an over-specified truth the
+# information is singular in the split cell; the over-specified fits'
+# conditioning is study_maxima()'s, inst/studies/cosine-router-maximum.R).
+asymptotic <- if (opt$k == 2) lapply(settings, function(s) {
   function(setting) asymptotic_loss(setting, n = range(n_grid), n_info = 2e4, nsim = 200,
                                     loss = "loss_D1")
 })
 dir.create(opt$out, showWarnings = FALSE, recursive = TRUE)
 run_studies(settings, seed = opt$seed, workers = opt$workers, asymptotic = asymptotic,
-            extra = list(commit = commit, stop = opt$stop),
+            extra = list(commit = commit, stop = opt$stop, k = opt$k),
             file = file.path(opt$out, opt$file))

@@ -100,3 +100,59 @@ test_that("a tiny study of every setting runs in seconds", {
     if (!is.null(setting$two_start)) expect_true(all(study$gap >= 0), info = setting$name)
   }
 })
+
+test_that("the over-specified cosine-router loss is the D1 Voronoi loss on raw parameters", {
+  # The truth with its first expert split into two equal copies (intercepts
+  # b0 - log 2): the same regression function, loss 0 for both routers.
+  for (router in c("cosine", "perturbed_cosine")) {
+    setting <- study_setting_cosine(router, k = 3)
+    expect_true(setting$start_loss)
+    truth <- setting$truth
+    split <- truth
+    split$gate$W <- truth$gate$W[, c(1, 1, 2)]
+    split$gate$b0 <- c(truth$gate$b0[c(1, 1)] - log(2), truth$gate$b0[2])
+    split$expert$coef <- truth$expert$coef[, c(1, 1, 2)]
+    split$expert$sigma2 <- truth$expert$sigma2[c(1, 1, 2)]
+    fit <- list(params = split, gate = setting$gate, expert = setting$expert, method = "lsq")
+    value <- setting$loss(fit, truth)
+    expect_equal(value[["loss"]], 0, tolerance = 1e-8, info = router)
+    expect_equal(value[["D1"]], 0, tolerance = 1e-8, info = router)
+    expect_equal(value[["split"]], 1)
+    # Moving the two copies' expert intercepts by +-h: a cell of two atoms
+    # with squared exponents, each of weight exp(b0_1) / 2: exp(b0_1) h^2.
+    h <- 0.1
+    moved <- split
+    moved$expert$coef[1, 1:2] <- moved$expert$coef[1, 1:2] + c(h, -h)
+    fit$params <- moved
+    value <- setting$loss(fit, truth)
+    expect_equal(value[["experts"]], exp(truth$gate$b0[1]) * h^2, tolerance = 1e-8)
+    expect_equal(value[["loss"]], value[["experts"]], tolerance = 1e-8)
+  }
+  # Cosine: scaling the norms is invisible to the gate and to the identified
+  # loss, not to the raw one (each atom's w term: weight times ||(c - 1) w||
+  # to the cell's exponent).
+  setting <- study_setting_cosine("cosine", k = 3)
+  truth <- setting$truth
+  split <- truth
+  split$gate$W <- truth$gate$W[, c(1, 1, 2)]
+  split$gate$b0 <- c(truth$gate$b0[c(1, 1)] - log(2), truth$gate$b0[2])
+  split$expert$coef <- truth$expert$coef[, c(1, 1, 2)]
+  stretched <- setting$spread(split, 1.5)
+  fit <- list(params = stretched, gate = setting$gate, expert = setting$expert, method = "lsq")
+  value <- setting$loss(fit, truth)
+  expect_equal(value[["D1"]], 0, tolerance = 1e-8)
+  w1 <- sqrt(sum(truth$gate$W[, 1]^2))
+  w2 <- sqrt(sum(truth$gate$W[, 2]^2))
+  expected <- exp(truth$gate$b0[1]) * (0.5 * w1)^2 + exp(truth$gate$b0[2]) * 0.5 * w2
+  expect_equal(value[["loss"]], expected, tolerance = 1e-8)
+  # Perturbed: a common shift of v leaves every loss at 0.
+  setting <- study_setting_cosine("perturbed_cosine", k = 3)
+  eps <- setting$gate$eps_w
+  v <- sweep(split$gate$W, 2, sqrt(colSums(split$gate$W^2)) + eps, "/") + c(0, -0.1)
+  shifted <- split
+  shifted$gate$W <- sweep(v, 2, eps / (1 - sqrt(colSums(v^2))), "*")
+  fit <- list(params = shifted, gate = setting$gate, expert = setting$expert, method = "lsq")
+  value <- setting$loss(fit, truth)
+  expect_equal(value[["loss"]], 0, tolerance = 1e-6)
+  expect_equal(value[["w"]], 0, tolerance = 1e-6)
+})

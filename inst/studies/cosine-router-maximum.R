@@ -1,0 +1,42 @@
+#!/usr/bin/env Rscript
+# Are the over-specified (k = 3) cosine-router least-squares fits at a
+# minimum of the residual sum of squares? With one command:
+#
+#   Rscript inst/studies/cosine-router-maximum.R [--file=cosine-router-k3.rds]
+#           [--newton_maxit=30] [--out=DIR]
+#
+# For every fit of --file (written by cosine-router.R --k=3), study_maxima()
+# rebuilds the replication's data, continues the fit by damped Newton steps on
+# -RSS / (2 sigma2) (sigma2 = the fit's RSS / n; analytic gradient,
+# information by central differences of it, the gate's exact invariances
+# left out of the steps: the cosine router's k norms, the perturbed router's
+# common v shift), until the relative gradient is below 1e-9, no step
+# improves, or --newton_maxit steps; computes the information there (scaled
+# to unit diagonal; its smallest eigenvalue beyond the invariances), the
+# largest expert slope norm (a tanh expert turning into a step function) and
+# every loss of the study at the continued point. Writes
+# cosine-router-k3-maximum.rds: a list with `checks` (one study_maxima()
+# table per router), the seconds, the date and the machine.
+suppressPackageStartupMessages(library(moegate))
+opt <- study_options(list(file = "cosine-router-k3.rds", newton_maxit = 30,
+                          out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
+path <- c(file.path(opt$out, opt$file), system.file("extdata", opt$file, package = "moegate"))
+path <- path[nzchar(path) & file.exists(path)]
+if (!length(path)) stop("no ", opt$file, " found")
+run <- readRDS(path[1])
+t0 <- proc.time()[["elapsed"]]
+checks <- lapply(run$studies, function(st) {
+  t_study <- proc.time()[["elapsed"]]
+  m <- study_maxima(st, newton_maxit = opt$newton_maxit)
+  attr(m, "seconds") <- proc.time()[["elapsed"]] - t_study
+  m
+})
+result <- list(checks = checks, seconds = proc.time()[["elapsed"]] - t0,
+               date = format(Sys.time(), "%Y-%m-%d %H:%M UTC", tz = "UTC"),
+               machine = list(R = R.version.string, platform = R.version$platform,
+                              cores = parallel::detectCores()),
+               newton_maxit = opt$newton_maxit, source = opt$file)
+saveRDS(result, file.path(opt$out, sub("\\.rds$", "-maximum.rds", opt$file)))
+print(lapply(checks, function(x) x[, c("n", "replication", "criterion", "newton_steps",
+                                        "at_maximum", "expert_slope", "loss")]))
+cat(sprintf("%.0f s\n", result$seconds))
