@@ -196,6 +196,24 @@ temperature_study_loss <- function(setting) {
 #' the two-start check, `gap` is the distance between the raw \eqn{\tilde
 #' w_1} of fits from \eqn{c = e^{-0.5}} and \eqn{e^{0.5}}.
 #'
+#' **Over-specified fits** (`k > 2`; the start splits true expert 1 into
+#' copies with intercepts \eqn{b_0 - \log m}): `loss` is the D1
+#' [voronoi_loss()] table (exponent 1 in cells of one fitted atom, 2 in cells
+#' of several: the squared discrepancies behind the \eqn{n^{-1/4}} rates of
+#' split cells' parameters) on **raw** parameters: the Voronoi cells, the
+#' weight discrepancy and the intercepts' common translation of the
+#' identified D1 (`loss_D1`: directions for the cosine router, \eqn{v} up to
+#' a common shift for the perturbed one), with the raw gate vectors in the
+#' gate term (`loss_w`; for the perturbed router at the common shift of all
+#' \eqn{v} that minimises it among those keeping every \eqn{\|v_i\| < 1},
+#' so it is defined for every fit; `loss_w_ident` is the identified gate
+#' term); `loss_experts` is the experts' term, `loss_weight` the weight
+#' discrepancy, `loss_split` 1 when a cell has several atoms, and
+#' `loss_start` the loss of the start (so that readers see the estimator
+#' moved). The two-start `gap` compares the raw gate vector of the fitted
+#' expert nearest (in expert parameters) to true expert 1. Whether the fits
+#' reach the least-squares minimum: [study_maxima()].
+#'
 #' **Theory** (abstract): with the cosine router, expert estimation as slow as
 #' \eqn{O(1/\log^c n)}; with the perturbed cosine router, polynomial rates
 #' between \eqn{n^{-1/4}} and \eqn{n^{-1/2}} for strongly identifiable experts

@@ -10,7 +10,17 @@
 #' amounts): there the gradient decays with the gains although the supremum is
 #' at infinity and "the estimate" is where the path was stopped. This function
 #' tells the two apart for chosen fits of a [rate_study()] result with the
-#' likelihood (`method = "ml"`). For each fit it rebuilds the replication's data
+#' likelihood (`method = "ml"`) or least squares (`method = "lsq"`: the
+#' function maximised is \eqn{-\mathrm{RSS}/(2\hat\sigma^2)}, with
+#' \eqn{\hat\sigma^2} the stored fit's RSS / n, the Gaussian log-likelihood of
+#' the regression parameters at that noise variance; no sharpening profile).
+#' Exact invariances of the gate that its reference convention leaves in
+#' the parameters (the cosine router's \eqn{k} norms, the perturbed cosine
+#' router's common shift of \eqn{v_i = w_i/(\|w_i\| + \epsilon_w)}: \eqn{q}
+#' directions) are null directions of every information: the Newton steps
+#' leave them out and `info_min` is the smallest eigenvalue beyond them
+#' (`info_null`: the largest of theirs, zero up to the differencing error
+#' at a regular point). For each fit it rebuilds the replication's data
 #' (the random stream [refit_study()] uses) and, from the stored estimate:
 #'
 #' 1. continues the fit by damped Newton steps on the full log-likelihood
@@ -60,11 +70,15 @@
 #'   estimate), `newton_steps`, `criterion_after`, `loglik_gain` (of the
 #'   continuation), `max_change` (largest absolute change of a parameter),
 #'   `info_min` (smallest eigenvalue of the scaled information after the
-#'   continuation; the largest is `info_max`), `info_min_gate` (the share of
-#'   the gate parameters in its eigenvector), `sharpness` (the largest
-#'   \eqn{\|w_i - w_j\|} after), `at_maximum` (`criterion_after <= grad_tol`
+#'   continuation, beyond the gate's invariances; the largest is `info_max`),
+#'   `info_min_gate` (the share of the gate parameters in its eigenvector),
+#'   `info_null` (see above; `NA` without invariances), `sharpness` (the largest
+#'   \eqn{\|w_i - w_j\|} after), `expert_slope` (the largest slope norm
+#'   \eqn{\|a_i\|} of Gaussian experts after: an activated expert whose slopes
+#'   grow without bound turns into a step function), `at_maximum` (`criterion_after <= grad_tol`
 #'   and `info_min > 0`), `loss` (the study's first loss after the
-#'   continuation; for a Voronoi loss also its parts `loss_weight` and
+#'   continuation; for a loss function all its values, as the study's
+#'   columns; for a Voronoi loss also its parts `loss_weight` and
 #'   `loss_<block>`, each block's term summed over the fitted atoms, in the
 #'   loss's own translation) and, with `sharpen`, `sharpen_gain` (the largest
 #'   profile log-likelihood over the multiples minus the log-likelihood after

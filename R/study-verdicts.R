@@ -34,6 +34,12 @@
 #' much of the loss at the largest \eqn{n} is the gate-vector term, and in how
 #' many profiled fits the likelihood rises above the fit's along the
 #' sharpening of the split. The
+#' over-specified cosine-router rows (`cosine-router-k3.rds`) use the losses
+#' at the points where [study_maxima()] (`cosine-router-k3-maximum.rds`)
+#' continued each least-squares fit to its minimum, and say how many fits
+#' pass that check; with fewer than 80% of either router's fits at the
+#' largest \eqn{n} passing (or without the check) the contrast cannot be
+#' shown with those fits. The
 #' population-level rows compare local exponents (see
 #' [vanishing_hellinger_profile()]).
 #'
@@ -84,6 +90,10 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
     add(p, "eps = 0.01: v_1 after the shift (identified), polynomial",
         run$studies, "perturbed_cosine_eps001", NULL, "loss", "n^(-1/2)..n^(-1/4)", B,
         theory_slope = c(-0.5, -0.25))
+  }
+  if (2 %in% papers && !is.null(run <- read("cosine-router-k3.rds"))) {
+    rows <- c(rows, cosine_overspecified_verdicts(run, read("cosine-router-k3-maximum.rds")$checks,
+                                                  "cosine router (arXiv 2405.14131)", B))
   }
   if (3 %in% papers && !is.null(run <- read("sigmoid-multinomial.rds"))) {
     p <- "sigmoid multinomial (arXiv 2602.01466)"
@@ -149,6 +159,67 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
   rownames(out) <- NULL
   class(out) <- c("moe_study_verdicts", "data.frame")
   out
+}
+
+# A study's loss columns at the points where study_maxima() (`checks`) left
+# its fits, with the check's verdict per fit (column at_maximum).
+study_continued <- function(study, checks) {
+  i <- checks$row
+  for (l in intersect(grep("^loss", names(checks), value = TRUE), names(study))) {
+    study[[l]][i] <- checks[[l]]
+  }
+  study$at_maximum <- NA
+  study$at_maximum[i] <- checks$at_maximum
+  study
+}
+
+# Rows of the over-specified (k = 3) cosine-router study: the contrast on the
+# raw-parameter Voronoi loss and on its experts' term, from the losses at the
+# fits' least-squares minima (study_maxima()'s Newton continuation of each
+# stored fit) when that check is shipped. Without it, or when fewer than 80%
+# of the fits at the largest n pass it, the slopes are not an estimator's.
+cosine_overspecified_verdicts <- function(run, checks, paper, B) {
+  routers <- c("perturbed_cosine", "cosine")
+  if (!all(routers %in% names(run$studies))) return(list())
+  studies <- run$studies
+  if (!is.null(checks)) {
+    for (r in routers) studies[[r]] <- study_continued(studies[[r]], checks[[r]])
+  }
+  maximum_note <- function() {
+    if (is.null(checks)) {
+      return(list(ok = FALSE, text = paste0("no check that the fits reach the least-squares ",
+                                            "minimum is shipped (cosine-router-k3-maximum.rds)")))
+    }
+    parts <- vapply(routers, function(r) {
+      m <- checks[[r]]
+      big <- m[m$n == max(m$n), ]
+      sprintf("%s %d of %d (n = %d: %d of %d)", r, sum(m$at_maximum %in% TRUE), nrow(m),
+              max(m$n), sum(big$at_maximum %in% TRUE), nrow(big))
+    }, "")
+    share <- vapply(routers, function(r) {
+      m <- checks[[r]]
+      mean(m$at_maximum[m$n == max(m$n)] %in% TRUE)
+    }, 0)
+    list(ok = all(share >= 0.8),
+         text = paste0("losses at the fits' least-squares minima (Newton continuation of each ",
+                       "fit; fits passing the check: ", paste(parts, collapse = ", "), ")"))
+  }
+  note <- maximum_note()
+  theory <- "n^(-1/2) (loss; n^(-1/4) for split cells' parameters) vs 1/log^c n"
+  claims <- c(loss = paste0("over-specified (k = 3): raw-parameter Voronoi loss (exponent 2 in ",
+                            "split cells): cosine slow, perturbed (eps = 1) polynomial"),
+              loss_experts = paste0("over-specified (k = 3): experts' term of the Voronoi loss: ",
+                                    "cosine slow, perturbed (eps = 1) polynomial"))
+  lapply(names(claims), function(l) {
+    row <- verdict_row(paper, claims[[l]], studies, "perturbed_cosine", "cosine", l, theory, B)
+    row$verdict <- if (note$ok) {
+      paste0(row$verdict, "; ", note$text)
+    } else {
+      paste0("cannot be shown by simulation with these fits (the slopes would be ", row$verdict,
+             "): too few fits reach the least-squares minimum at the largest n; ", note$text)
+    }
+    row
+  })
 }
 
 # Slopes of one study's loss: the overall slope with its interval, the upper

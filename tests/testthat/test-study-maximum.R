@@ -21,10 +21,44 @@ test_that("study_maxima() validates its arguments", {
   expect_error(study_maxima(st, grad_tol = 0), class = "moe_error_grad_tol")
   expect_error(study_maxima(st, sharpen = 0.5), class = "moe_error_sharpen")
   s <- attr(st, "setting")
-  s$method <- "lsq"
+  s$method <- "other"
   bad <- st
   attr(bad, "setting") <- s
   expect_error(study_maxima(bad), class = "moe_error_study")
+  # Least squares: no sharpening profile (it is the likelihood's).
+  lsq <- rate_study(study_setting_cosine("cosine", n_grid = 300, n_rep = 1, two_start = 0),
+                    seed = 1, progress = FALSE)
+  expect_error(study_maxima(lsq, sharpen = 10), class = "moe_error_sharpen")
+})
+
+test_that("least-squares fits are continued to the minimum of the RSS, invariances left out", {
+  # Exact-fit cosine and perturbed cosine routers (k = 2), well inside their
+  # regular regime at n = 2000: a few Newton steps from the stored fit to a
+  # relative gradient of 1e-9, a positive definite information beyond the
+  # invariances (cosine: the 2 norms; perturbed: the 2-dimensional v shift),
+  # whose own eigenvalues are zero up to the differencing error.
+  for (router in c("cosine", "perturbed_cosine")) {
+    s <- study_setting_cosine(router, n_grid = 2000, n_rep = 1, two_start = 0)
+    st <- rate_study(s, seed = 2, progress = FALSE)
+    m <- study_maxima(st)
+    expect_true(m$at_maximum, info = router)
+    expect_lte(m$criterion_after, 1e-9)
+    expect_gt(m$info_min, 1e-6)
+    expect_lt(m$info_null, 1e-6)
+    expect_gte(m$loglik_gain, 0)
+    expect_true(all(c("loss_direction", "loss_experts", "loss_D1") %in% names(m)))
+    # The stored fit is near the minimum: the identified losses barely move.
+    expect_equal(m$loss_D1, st$loss_D1, tolerance = 0.05)
+    expect_equal(m$expert_slope, max(sqrt(colSums(st$params[[1]]$expert$coef[-1, ]^2))),
+                 tolerance = 0.05)
+    # Moved away from the minimum, the fit is continued back to it.
+    moved <- st
+    moved$params[[1]]$expert$coef[] <- moved$params[[1]]$expert$coef + 0.05
+    back <- study_maxima(moved)
+    expect_true(back$at_maximum)
+    expect_gt(back$loglik_gain, 1)
+    expect_equal(back$loss_D1, m$loss_D1, tolerance = 1e-3)
+  }
 })
 
 test_that("fits at a maximum pass; the loss is the stored one and its parts add up", {

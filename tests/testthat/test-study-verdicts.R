@@ -156,3 +156,46 @@ test_that("the sigmoid rows include the two-start gap in the replications that r
   v <- study_verdicts(dir, B = 50, papers = 3)
   expect_match(v$verdict[3], "not reproduced")
 })
+
+test_that("the over-specified cosine-router rows use the losses at the checked minima", {
+  dir <- tempfile()
+  dir.create(dir)
+  with_experts <- function(st) {
+    st$loss_experts <- st$loss
+    st
+  }
+  # Stored fits: both routers flat (as if stopped short of the minimum).
+  run <- list(studies = list(cosine = with_experts(fake_study(0, gap_rate = 0)),
+                             perturbed_cosine = with_experts(fake_study(0, gap_rate = 0, seed = 2))))
+  saveRDS(run, file.path(dir, "cosine-router-k3.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
+  expect_identical(nrow(v), 2L)
+  expect_match(v$claim, "over-specified \\(k = 3\\)")
+  expect_true(all(grepl("^cannot be shown by simulation", v$verdict)))
+  expect_match(v$verdict, "no check that the fits reach the least-squares minimum")
+  # The check continues the perturbed router's fits to losses falling like
+  # n^(-1/2); every fit passes: the contrast is reproduced, from the
+  # continued losses (not the stored ones).
+  check_of <- function(st, rate, pass = TRUE) {
+    set.seed(3)
+    data.frame(row = seq_len(nrow(st)), n = st$n, replication = st$replication,
+               at_maximum = pass, loss = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)),
+               loss_experts = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)))
+  }
+  checks <- list(cosine = check_of(run$studies$cosine, 0),
+                 perturbed_cosine = check_of(run$studies$perturbed_cosine, -0.5))
+  saveRDS(list(checks = checks), file.path(dir, "cosine-router-k3-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
+  expect_true(all(grepl("^reproduced; losses at the fits' least-squares minima", v$verdict)))
+  continued <- run$studies$perturbed_cosine
+  continued$loss <- checks$perturbed_cosine$loss
+  expect_equal(v$fast_slope[1], rate_slopes(continued, "loss", B = 50)$slope[1])
+  expect_match(v$verdict[1], "perturbed_cosine 60 of 60 \\(n = 100000: 10 of 10\\)")
+  # Too few fits at a minimum at the largest n: not shown.
+  checks$cosine$at_maximum[checks$cosine$n == max(checks$cosine$n)][1:3] <- FALSE
+  saveRDS(list(checks = checks), file.path(dir, "cosine-router-k3-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
+  expect_true(all(grepl("^cannot be shown by simulation with these fits \\(the slopes would be reproduced\\)",
+                        v$verdict)))
+  expect_match(v$verdict, "cosine 57 of 60 \\(n = 100000: 7 of 10\\)")
+})
