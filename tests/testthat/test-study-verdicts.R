@@ -179,7 +179,7 @@ test_that("the over-specified cosine-router rows use the losses at the checked m
   check_of <- function(st, rate, pass = TRUE) {
     set.seed(3)
     data.frame(row = seq_len(nrow(st)), n = st$n, replication = st$replication,
-               at_maximum = pass, loss = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)),
+               at_maximum = pass, info_min = 1e-3, loss = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)),
                loss_experts = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)))
   }
   checks <- list(cosine = check_of(run$studies$cosine, 0),
@@ -197,5 +197,11 @@ test_that("the over-specified cosine-router rows use the losses at the checked m
   v <- study_verdicts(dir, B = 50, papers = 2)
   expect_true(all(grepl("^cannot be shown by simulation with these fits \\(the slopes would be reproduced\\)",
                         v$verdict)))
+  expect_match(v$verdict, "cosine 57 of 60 \\(n = 100000: 7 of 10\\)")
+  # A run-off passes the local check with a vanishing eigenvalue: not regular.
+  checks$cosine$at_maximum <- TRUE
+  checks$cosine$info_min[checks$cosine$n == max(checks$cosine$n)][1:3] <- 1e-10
+  saveRDS(list(checks = checks), file.path(dir, "cosine-router-k3-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
   expect_match(v$verdict, "cosine 57 of 60 \\(n = 100000: 7 of 10\\)")
 })
