@@ -113,6 +113,28 @@
 #' @param polish_at,polish_maxit Relative log-likelihood change below which
 #'   the polish starts, and its maximum number of Newton (or L-BFGS)
 #'   iterations.
+#' @param start_maxit,start_tol,start_keep Short-run start selection (the
+#'   "small EM" of Biernacki, Celeux and Govaert, 2003), for maximum-likelihood
+#'   fits with `n_starts > 1`: every start first runs EM alone for at most
+#'   `start_maxit` iterations (or until the relative change of its
+#'   log-likelihood falls below `start_tol`, whichever comes first; no
+#'   polish), and only the `start_keep` starts with the highest
+#'   log-likelihood after that go on, each from where its short run ended, to
+#'   the stopping rule and polish. `NULL` (default): every start runs to the
+#'   rule, as in earlier versions. `start_tol` alone runs the short runs up
+#'   to `maxit`; `start_maxit = 0` ranks the starts by the log-likelihood of
+#'   the start itself (after the first M-step for partition starts).
+#'   Least-squares fits and single starts ignore them. `start_objective`
+#'   (in [moe()]'s result) still has one value per start: the final
+#'   objective of a continued start, the short run's of the others, with
+#'   attributes `short_run` (every start's log-likelihood after its short run)
+#'   and `continued` (which starts went on).
+#'
+#'   Not the default because the ranking after a few EM iterations is not the
+#'   ranking at the maximum where EM crawls: in over-specified fits the
+#'   starts end their EM phase within about a log-likelihood unit of one
+#'   another and the polish then carries them to maxima several units apart
+#'   (`bench/bench-start-selection.R`, below).
 #' @param gate_maxit Inner iterations of the gate M-step, or `NULL` (default)
 #'   for each optimiser's own: **one** Newton step for the linear softmax gate,
 #'   **one** Fisher-scoring step for the other gates, 50 L-BFGS iterations.
@@ -148,7 +170,8 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                         accelerate = c("auto", "none", "squarem"),
                         gate_optimizer = c("fisher", "lbfgs"), progress = interactive(),
                         stop = c("gradient", "loglik"), grad_tol = 1e-6,
-                        polish = c("newton", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100) {
+                        polish = c("newton", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100,
+                        start_maxit = NULL, start_tol = NULL, start_keep = 1) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
   stop <- match_arg(stop)
   check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
@@ -163,6 +186,13 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
   check_number(gate_tol, "gate_tol", lower = 0, lower_open = TRUE)
   expert_maxit <- check_count(expert_maxit, "expert_maxit")
   check_number(expert_tol, "expert_tol", lower = 0, lower_open = TRUE)
+  if (!is.null(start_maxit)) start_maxit <- check_count(start_maxit, "start_maxit", lower = 0)
+  if (!is.null(start_tol)) {
+    check_number(start_tol, "start_tol", lower = 0, lower_open = TRUE)
+    # A tolerance alone: the short runs stop by it, or at maxit.
+    if (is.null(start_maxit)) start_maxit <- maxit
+  }
+  start_keep <- check_count(start_keep, "start_keep")
   init <- check_init(init)
   check_flag(progress, "progress")
   accelerate <- match_arg(accelerate)
@@ -172,7 +202,8 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                  gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
                  accelerate = accelerate, gate_optimizer = gate_optimizer,
                  progress = progress, stop = stop, grad_tol = grad_tol, polish = polish,
-                 polish_at = polish_at, polish_maxit = polish_maxit),
+                 polish_at = polish_at, polish_maxit = polish_maxit,
+                 start_maxit = start_maxit, start_tol = start_tol, start_keep = start_keep),
             class = "moe_control")
 }
 

@@ -159,18 +159,50 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   run_all <- function() {
     # progressr conditions, one per start: a bar when the caller (or
     # moe_control(progress = TRUE)) shows them.
-    tick <- if (n_starts > 1 && has_progressr()) progressr::progressor(steps = n_starts) else
+    steps <- n_starts + if (short_runs) min(control$start_keep, n_starts) else 0
+    tick <- if (n_starts > 1 && has_progressr()) progressr::progressor(steps = steps) else
       function(...) NULL
-    lapply(seq_len(n_starts), function(s) {
-      label <- if (n_starts > 1) sprintf("start %d/%d: ", s, n_starts) else ""
-      if (control$trace > 0 && n_starts > 1) cat(sprintf("Start %d of %d\n", s, n_starts))
-      r <- runner(start_responsibilities(starts[[s]], k), resp = resp_s, X = Xs, U = Us, expert = expert, gate = gate,
-                  control = control, dims = dims, label = label)
-      r <- run_to_original_units(r, scaling, expert, method, log_jacobian)
-      tick(message = sprintf("start %d/%d", s, n_starts))
+    run_start <- function(s, start, ctl, what = "") {
+      label <- if (n_starts > 1) sprintf("start %d/%d%s: ", s, n_starts, what) else ""
+      if (control$trace > 0 && n_starts > 1) cat(sprintf("Start %d of %d%s\n", s, n_starts, what))
+      runner(start, resp = resp_s, X = Xs, U = Us, expert = expert, gate = gate,
+             control = ctl, dims = dims, label = label)
+    }
+    if (!short_runs) {
+      return(lapply(seq_len(n_starts), function(s) {
+        r <- run_start(s, start_responsibilities(starts[[s]], k), control)
+        tick(message = sprintf("start %d/%d", s, n_starts))
+        run_to_original_units(r, scaling, expert, method, log_jacobian)
+      }))
+    }
+    # Short-run start selection (the "small EM" of Biernacki, Celeux and
+    # Govaert, 2003): every start runs a few EM iterations, and only the
+    # best `start_keep` of them go on to the full stopping rule and polish,
+    # each from where its short run ended (EM's next iterate depends on the
+    # parameters alone, so the continued run is the start's full run, up to
+    # when the polish may first fire).
+    short_ctl <- short_run_control(control)
+    runs <- lapply(seq_len(n_starts), function(s) {
+      r <- run_start(s, start_responsibilities(starts[[s]], k), short_ctl, " (short run)")
+      tick(message = sprintf("start %d/%d (short run)", s, n_starts))
       r
     })
+    short <- vapply(runs, function(r) r$objective, 0)
+    ok <- vapply(runs, function(r) r$ok, TRUE)
+    order_ok <- which(ok)[order(-short[ok])]
+    keep <- utils::head(order_ok, control$start_keep)
+    for (s in keep) {
+      r <- run_start(s, list(params = runs[[s]]$params, R0 = NULL), control)
+      runs[[s]] <- join_runs(runs[[s]], r)
+      tick(message = sprintf("start %d/%d", s, n_starts))
+    }
+    runs <- lapply(runs, run_to_original_units, scaling = scaling, expert = expert,
+                   method = method, log_jacobian = log_jacobian)
+    attr(runs, "short_run") <- short - log_jacobian
+    attr(runs, "continued") <- seq_len(n_starts) %in% keep
+    runs
   }
+  short_runs <- method == "ml" && n_starts > 1 && !is.null(control$start_maxit)
   runs <- if (n_starts > 1 && isTRUE(control$progress) && has_progressr()) {
     # Shown only once the starts have run for 2 seconds (longer if the user
     # set progressr.enable_after so); enable = TRUE also outside interactive
@@ -183,6 +215,15 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   }
   objective <- vapply(runs, function(r) r$objective, 0)
   ok <- vapply(runs, function(r) r$ok, TRUE)
+  if (short_runs) {
+    # Only continued starts compete for the fit: a short run that failed
+    # after its continuation succeeded elsewhere is not a candidate, and
+    # neither is one whose objective is short of the full rule.
+    continued <- attr(runs, "continued")
+    ok <- ok & continued
+    attr(objective, "short_run") <- attr(runs, "short_run")
+    attr(objective, "continued") <- continued
+  }
   if (!any(ok)) {
     stop("All ", length(runs), " start(s) failed numerically (",
          paste(unique(vapply(runs, function(r) r$status, "")), collapse = ", "),
@@ -762,6 +803,32 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") 
        trace = NULL, iter = res$iter, converged = res$converged, decreased = FALSE,
        status = if (ok) "ok" else "numerical_failure", ok = ok, posterior = NULL,
        floor_binds = rep(FALSE, dims$k), rss = res$rss, sigma2 = sigma2, message = res$message)
+}
+
+# The control of a start's short run (moe_control(start_maxit, start_tol)):
+# EM only, stopped after start_maxit iterations or at a relative change of
+# the log-likelihood below start_tol, whichever comes first. A relative-change
+# rule, not the gradient: it needs no score passes, and a short run only has
+# to rank the starts.
+short_run_control <- function(control) {
+  control$maxit <- control$start_maxit
+  control$stop <- "loglik"
+  control$tol <- control$start_tol %||% 0
+  control$polish <- "none"
+  control
+}
+
+# A start's short run followed by its continuation (both in internal units)
+# as one run: the continuation's estimates, diagnostics and polish, with the
+# iterations, EM maps, gate work and trace of both. The continuation's trace
+# starts at the log-likelihood where the short run ended, recorded once.
+join_runs <- function(short, rest) {
+  rest$iter <- short$iter + rest$iter
+  rest$em_steps <- short$em_steps + rest$em_steps
+  rest$gate_work <- short$gate_work + rest$gate_work
+  rest$trace <- c(short$trace, rest$trace[-1])
+  rest$decreased <- isTRUE(short$decreased) || isTRUE(rest$decreased)
+  rest
 }
 
 # A run of the estimator (in internal units) in the original units.

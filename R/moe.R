@@ -86,7 +86,9 @@
 #'   `call`, `formula`, `terms`, `xlevels`, `contrasts`, `na.action`, `k`,
 #'   `expert`, `gate`, `method`, `control`, `params` (a [moe_params()] object),
 #'   `loglik`, `df`, `nobs`, `iter`, `converged`, `trace` (log-likelihood after
-#'   each EM iteration), `start_objective` (best objective of every start),
+#'   each EM iteration), `start_objective` (best objective of every start;
+#'   with short-run start selection, `moe_control(start_maxit = )`, the
+#'   attributes `short_run` and `continued`),
 #'   `posterior` (n x k responsibilities), `fitted.values`, `residuals`, `y`,
 #'   `x`, `z` (the designs with `designs = TRUE`, else `NULL`: see
 #'   [model.matrix.moe()]), `model`, `inputs` (matrix method with
