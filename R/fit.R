@@ -178,9 +178,10 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
     # Short-run start selection (the "small EM" of Biernacki, Celeux and
     # Govaert, 2003): every start runs a few EM iterations, and only the
     # best `start_keep` of them go on to the full stopping rule and polish,
-    # each from where its short run ended (EM's next iterate depends on the
-    # parameters alone, so the continued run is the start's full run, up to
-    # when the polish may first fire).
+    # each from where its short run ended. EM's next iterate depends on the
+    # parameters alone, so a continued start follows its full run's path,
+    # except that the polish may first fire at another iteration (its rule
+    # needs the rate of the last two EM gains, measured afresh).
     short_ctl <- short_run_control(control)
     runs <- lapply(seq_len(n_starts), function(s) {
       r <- run_start(s, start_responsibilities(starts[[s]], k), short_ctl, " (short run)")
@@ -216,9 +217,8 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   objective <- vapply(runs, function(r) r$objective, 0)
   ok <- vapply(runs, function(r) r$ok, TRUE)
   if (short_runs) {
-    # Only continued starts compete for the fit: a short run that failed
-    # after its continuation succeeded elsewhere is not a candidate, and
-    # neither is one whose objective is short of the full rule.
+    # Only continued starts compete for the fit: the others stopped short
+    # of the stopping rule.
     continued <- attr(runs, "continued")
     ok <- ok & continued
     attr(objective, "short_run") <- attr(runs, "short_run")
