@@ -122,9 +122,12 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
                           MatrixXd& info) {
   if (!has_observed_information(gate, expert)) return false;
   const Index n = X.rows(), p = X.cols(), q = gate.q(), k = gate.k(), kg = k - 1;
-  const Index Le = expert.n_predictors(), tri_e = Le * (Le + 1) / 2;
-  const Index L = kg + k * Le, ng = gate.n_par(), ne = expert.n_par(), m = ng + ne;
-  if (ng != kg * (q + 1) || ne != k * Le * p || R.rows() != n || R.cols() != k) return false;
+  // Le linear predictors per expert (design X), Ls scalar ones (design 1).
+  const Index Le = expert.n_predictors(), Ls = expert.n_scalar_predictors(), Lt = Le + Ls;
+  const Index tri_e = Lt * (Lt + 1) / 2;
+  const Index L = kg + k * Lt, ng = gate.n_par(), ne = expert.n_par(), m = ng + ne;
+  if (ng != kg * (q + 1) || ne != k * (Le * p + Ls) || R.rows() != n || R.cols() != k)
+    return false;
   GateCache own;
   const GateCache* c = cache;
   if (!c || !cache_at(*c, gp, n)) {
@@ -141,8 +144,20 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
     for (Index a = 0; a < q; ++a) idx[j].push_back(j * q + a);
     idx[j].push_back(kg * q + j);
   }
-  for (Index l = 0; l < k * Le; ++l)
-    for (Index a = 0; a < p; ++a) idx[kg + l].push_back(ng + l * p + a);
+  // design[a]: 0 the gate's (u / tau, intercept), 1 X, 2 the constant 1.
+  std::vector<int> design(static_cast<size_t>(L), 0);
+  for (Index i = 0; i < k; ++i) {
+    for (Index c = 0; c < Le; ++c) {
+      const Index l = kg + i * Lt + c;
+      design[l] = 1;
+      for (Index a = 0; a < p; ++a) idx[l].push_back(ng + (i * Le + c) * p + a);
+    }
+    for (Index c = 0; c < Ls; ++c) {
+      const Index l = kg + i * Lt + Le + c;
+      design[l] = 2;
+      idx[l].push_back(ng + k * Le * p + i * Ls + c);
+    }
+  }
   const Index npair = L * (L + 1) / 2;
   const MatrixXd zero = MatrixXd::Zero(m, m);
   info = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& acc) {
@@ -170,16 +185,16 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
         for (Index b = 0; b < kg; ++b) M(a, b) = (a == b ? g(a) : 0.0) - g(a) * g(b);
       sbar.setZero();
       for (Index i = 0; i < k; ++i) {
-        const Index off = kg + i * Le;
+        const Index off = kg + i * Lt;
         Index t = i * tri_e;
-        for (Index a = 0; a < Le; ++a)
-          for (Index b = a; b < Le; ++b, ++t) {
+        for (Index a = 0; a < Lt; ++a)
+          for (Index b = a; b < Lt; ++b, ++t) {
             M(off + a, off + b) += r(i) * EH(row, t);
             if (b != a) M(off + b, off + a) += r(i) * EH(row, t);
           }
         s.setZero();
         for (Index j = 0; j < kg; ++j) s(j) = (i == j ? 1.0 : 0.0) - g(j);
-        s.segment(off, Le) = EG.row(row).segment(i * Le, Le).transpose();
+        s.segment(off, Lt) = EG.row(row).segment(i * Lt, Lt).transpose();
         M.noalias() -= r(i) * s * s.transpose();
         sbar.noalias() += r(i) * s;
       }
@@ -188,21 +203,15 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
       for (Index a = 0; a < L; ++a)
         for (Index b = a; b < L; ++b, ++t) Lam(row, t) = w * M(a, b);
     }
-    const auto Xb = X.middleRows(lo, len);
+    const MatrixXd Xb = X.middleRows(lo, len);
+    const MatrixXd ones = MatrixXd::Ones(len, 1);
+    const MatrixXd* D[3] = {&A, &Xb, &ones};
     MatrixXd WD, blk;
     Index t = 0;
     for (Index a = 0; a < L; ++a) {
       for (Index b = a; b < L; ++b, ++t) {
-        if (b < kg) {
-          WD = A.array().colwise() * Lam.col(t).array();
-        } else {
-          WD = Xb.array().colwise() * Lam.col(t).array();
-        }
-        if (a < kg) {
-          blk.noalias() = A.transpose() * WD;
-        } else {
-          blk.noalias() = Xb.transpose() * WD;
-        }
+        WD = D[design[b]]->array().colwise() * Lam.col(t).array();
+        blk.noalias() = D[design[a]]->transpose() * WD;
         const std::vector<Index>& ia = idx[a];
         const std::vector<Index>& ib = idx[b];
         for (size_t u = 0; u < ia.size(); ++u)

@@ -137,6 +137,36 @@ class GaussianExpert : public Expert {
     return pack(g);
   }
 
+  // For the analytic observed information (identity activation): the mean
+  // mu = x' beta_i is the linear predictor and the free variance coordinate
+  // phi = log(sigma2 - floor) the scalar one. With r = y - mu, s = sigma2 and
+  // e = s - floor = ds / dphi: d log f / d mu = r / s, d log f / d phi = e l1
+  // with l1 = -1 / (2 s) + r^2 / (2 s^2); minus the Hessian: 1 / s (mu, mu),
+  // e r / s^2 (mu, phi), -(e l1 + e^2 l2) (phi, phi) with
+  // l2 = 1 / (2 s^2) - r^2 / s^3.
+  Index n_predictors() const override { return act_->is_identity() ? 1 : 0; }
+  Index n_scalar_predictors() const override { return act_->is_identity() ? 1 : 0; }
+  void predictor_derivatives(const CMat& X, const CMat& Y, const ExpertParams& e, Index lo,
+                             Index len, MatrixXd& grad, MatrixXd& neg_hess) const override {
+    grad.resize(len, 2 * k_);
+    neg_hess.resize(len, 3 * k_);
+    MatrixXd mu(len, k_);
+    rows_times(X.middleRows(lo, len), e.coef, mu);
+    for (Index i = 0; i < k_; ++i) {
+      const double s = e.sigma2(i), ex = s - spec_.var_floor, inv_s = 1.0 / s;
+      for (Index r = 0; r < len; ++r) {
+        const double res = Y(lo + r, 0) - mu(r, i), res2 = res * res;
+        const double l1 = 0.5 * inv_s * (res2 * inv_s - 1.0);
+        const double l2 = inv_s * inv_s * (0.5 - res2 * inv_s);
+        grad(r, 2 * i) = res * inv_s;
+        grad(r, 2 * i + 1) = ex * l1;
+        neg_hess(r, 3 * i) = inv_s;
+        neg_hess(r, 3 * i + 1) = ex * res * inv_s * inv_s;
+        neg_hess(r, 3 * i + 2) = -(ex * l1 + ex * ex * l2);
+      }
+    }
+  }
+
   bool project(ExpertParams& e) const override {
     if (!e.sigma2.allFinite() || (e.sigma2.array() <= 0).any()) return false;
     e.sigma2 = e.sigma2.cwiseMax(spec_.var_floor);

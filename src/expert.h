@@ -66,6 +66,13 @@ class Expert {
   // column i L + c) and minus its Hessian (len x k L(L + 1) / 2: expert i's
   // upper triangle, row by row, from column i L(L + 1) / 2).
   virtual Index n_predictors() const { return 0; }
+  // S scalar predictors per expert beyond the L linear ones (design 1):
+  // expert i's scalar predictor c is the free coordinate k L p + i S + c
+  // (Gaussian experts: the free variance coordinate, S = 1). With S > 0 the
+  // derivatives' columns run over the L + S predictors of each expert (column
+  // i (L + S) + c, the scalar ones last; Hessian triangles of size
+  // (L + S)(L + S + 1) / 2).
+  virtual Index n_scalar_predictors() const { return 0; }
   virtual void predictor_derivatives(const CMat&, const CMat&, const ExpertParams&, Index,
                                      Index, MatrixXd&, MatrixXd&) const {}
 };

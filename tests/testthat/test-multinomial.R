@@ -227,11 +227,12 @@ test_that("the polish's analytic observed information matches finite differences
                                             gp, ep, 2L)
   expect_identical(one$information, two$information)
   # No analytic form (the polish then differences the score): other gates,
-  # Gaussian experts.
+  # Gaussian experts with an activated mean (test-information-gaussian.R has
+  # the linear ones).
   expect_null(moegate:::cpp_observed_information(X, Y, Z, cpp_spec(gate_cosine()), espec,
                                                  gp, ep, 1L)$information)
   expect_null(moegate:::cpp_observed_information(X, matrix(rnorm(n)), Z, cpp_spec(gate_softmax()),
-                                                 cpp_gaussian_spec(), gp,
+                                                 cpp_gaussian_spec("tanh"), gp,
                                                  list(coef = matrix(0, 3, k), sigma2 = rep(1, k)),
                                                  1L)$information)
 })
