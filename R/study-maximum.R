@@ -281,7 +281,7 @@ maximum_evaluator <- function(setting, data, params) {
       if (!is.finite(r$loglik)) return(NULL)
       list(loglik = r$loglik, gradient = r$gradient)
     },
-    criterion = function(gradient, theta) max(abs(gradient) * pmax(abs(theta), 1)) / n,
+    criterion = relative_criterion(n),
     pack = function(p) {
       cq <- params_to_cpp(p, setting$expert, k)
       cpp_loglik(data$X, resp$Y, U, gs, es, cq$gate, cq$expert, NULL, FALSE, 1L)$theta
@@ -298,6 +298,13 @@ maximum_evaluator <- function(setting, data, params) {
       if (gaussian) p$expert$sigma2[] <- r$expert$sigma2
       p
     })
+}
+
+# The relative gradient of an evaluator's objective over n observations (as
+# the compiled gradient rule measures it): max |g_j| max(|theta_j|, 1) / n.
+relative_criterion <- function(n) {
+  force(n)
+  function(gradient, theta) max(abs(gradient) * pmax(abs(theta), 1)) / n
 }
 
 lsq_maximum_evaluator <- function(setting, data, params) {
@@ -322,7 +329,7 @@ lsq_maximum_evaluator <- function(setting, data, params) {
       if (!is.finite(r$value) || !all(is.finite(r$gradient))) return(NULL)
       list(loglik = -scale * r$value, gradient = -scale * r$gradient)
     },
-    criterion = function(gradient, theta) max(abs(gradient) * pmax(abs(theta), 1)) / n,
+    criterion = relative_criterion(n),
     pack = function(p) {
       cq <- params_to_cpp(p, setting$expert, k)
       cpp_lsq_objective(data$X, Y, U, gs, act, cq$gate, cq$expert$coef, NULL, 1L)$theta
