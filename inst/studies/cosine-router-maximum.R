@@ -50,8 +50,7 @@ if (isTRUE(opt$update) && file.exists(target)) {
 }
 result <- list(checks = checks, seconds = seconds,
                date = format(Sys.time(), "%Y-%m-%d %H:%M UTC", tz = "UTC"),
-               machine = list(R = R.version.string, platform = R.version$platform,
-                              cores = parallel::detectCores()),
+               machine = moegate:::study_machine(),
                newton_maxit = opt$newton_maxit, reps = opt$reps, nmax = opt$nmax, source = opt$file)
 saveRDS(result, target)
 print(lapply(checks, function(x) x[, c("n", "replication", "criterion", "newton_steps",

@@ -77,8 +77,7 @@ if (isTRUE(opt$update) && file.exists(file)) {
 }
 result <- list(checks = out, seconds = proc.time()[["elapsed"]] - t0,
                date = format(Sys.time(), "%Y-%m-%d %H:%M UTC", tz = "UTC"),
-               machine = list(R = R.version.string, platform = R.version$platform,
-                              cores = parallel::detectCores()), sharpen_nmax = opt$sharpen_nmax)
+               machine = moegate:::study_machine(), sharpen_nmax = opt$sharpen_nmax)
 saveRDS(result, file)
 print(lapply(out, function(x) x[, c("n", "replication", "at_maximum", "newton_steps", "info_min",
                                      "loss", "loss_w", "sharpen_gain")]))
