@@ -156,6 +156,8 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
   dims$trace_shift <- -log_jacobian
   dims$trace_factor <- scaling$y_scale^2
   n_starts <- length(starts)
+  # Short-run start selection (moe_control(start_maxit = )): see run_all().
+  short_runs <- method == "ml" && n_starts > 1 && !is.null(control$start_maxit)
   run_all <- function() {
     # progressr conditions, one per start: a bar when the caller (or
     # moe_control(progress = TRUE)) shows them.
@@ -203,7 +205,6 @@ fit_matrices <- function(y, X, Z, k, expert, gate, method, control, design_args,
     attr(runs, "continued") <- seq_len(n_starts) %in% keep
     runs
   }
-  short_runs <- method == "ml" && n_starts > 1 && !is.null(control$start_maxit)
   runs <- if (n_starts > 1 && isTRUE(control$progress) && has_progressr()) {
     # Shown only once the starts have run for 2 seconds (longer if the user
     # set progressr.enable_after so); enable = TRUE also outside interactive
