@@ -112,9 +112,9 @@ bool has_observed_information(const Gate& gate, const Expert& expert) {
 // predictor gradient on its own predictors, sbar_n = sum_i r_ni s_ni, and
 // C_ni = -d^2 a_ni: diag(g_n) - g_n g_n' on the gate logits (the same for
 // every i) and minus expert i's predictor Hessian on its own. The information
-// is sum_n w_n J_n' Lambda_n J_n, accumulated per pair of predictors as
-// D_a' diag(w Lambda_ab) D_b over blocks of rows (D the n x (q + 1) gate
-// design or X). One pass over the data with exponentials only, where the
+// is sum_n w_n J_n' Lambda_n J_n, accumulated from the blocks
+// D_a' diag(w Lambda_ab) D_b of each pair of predictors over blocks of rows
+// (D the n x (q + 1) gate design, X or 1). One pass over the data with exponentials only, where the
 // differenced information costs an E-step and score pass per coordinate.
 bool observed_information(const Gate& gate, const Expert& expert, const CMat& X, const CMat& Y,
                           const CMat& U, const GateParams& gp, const ExpertParams& ep,
@@ -159,6 +159,26 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
     }
   }
   const Index npair = L * (L + 1) / 2;
+  // Pair t = (a, b), a <= b, in row-major upper-triangle order; the pairs are
+  // grouped by the design of a, and each group's weighted designs D_b Lam_t
+  // side by side, so that the whole block costs one product per design
+  // (D_a' [Lam_t1 D_b1, Lam_t2 D_b2, ...]) instead of one per pair.
+  std::vector<Index> pa, pb;
+  for (Index a = 0; a < L; ++a)
+    for (Index b = a; b < L; ++b) {
+      pa.push_back(a);
+      pb.push_back(b);
+    }
+  const Index dims[3] = {q + 1, p, 1};
+  std::vector<std::vector<Index>> group(3);
+  std::vector<Index> col0(static_cast<size_t>(npair));  // first column in its group
+  Index width[3] = {0, 0, 0};
+  for (Index t = 0; t < npair; ++t) {
+    const int da = design[pa[t]];
+    group[da].push_back(t);
+    col0[t] = width[da];
+    width[da] += dims[design[pb[t]]];
+  }
   const MatrixXd zero = MatrixXd::Zero(m, m);
   info = block_sum<MatrixXd>(n, nthreads, zero, [&](Index lo, Index len, MatrixXd& acc) {
     MatrixXd EG, EH;
@@ -166,9 +186,15 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
     MatrixXd A(len, q + 1);
     A.leftCols(q) = U.middleRows(lo, len) * inv_tau;
     A.col(q).setConstant(intercept_design);
+    // Lam(row, t): w_n Lambda_n(a, b) in closed form (sum_i r_i = 1):
+    //   gate-gate      diag(g - r) - g g' + r r'
+    //   gate-expert i  r_i (r - e_i) G_i'
+    //   expert i-i     r_i H_i - r_i (1 - r_i) G_i G_i'
+    //   expert i-j     r_i r_j G_i G_j'
+    // with g the gate's probabilities, r the posterior, G_i and H_i expert
+    // i's predictor gradient and minus Hessian (e_k = 0 on the free logits).
     MatrixXd Lam(len, npair);
-    MatrixXd M(L, L);
-    VectorXd s(L), sbar(L), g(k), r(k);
+    VectorXd g(k), r(k);
     for (Index row = 0; row < len; ++row) {
       const Index nr = lo + row;
       const double w = R.row(nr).sum();  // the case weight (1 without weights)
@@ -180,44 +206,55 @@ bool observed_information(const Gate& gate, const Expert& expert, const CMat& X,
         g(i) = std::exp(c->logG(nr, i));
         r(i) = R(nr, i) / w;
       }
-      M.setZero();
-      for (Index a = 0; a < kg; ++a)
-        for (Index b = 0; b < kg; ++b) M(a, b) = (a == b ? g(a) : 0.0) - g(a) * g(b);
-      sbar.setZero();
-      for (Index i = 0; i < k; ++i) {
-        const Index off = kg + i * Lt;
-        Index t = i * tri_e;
-        for (Index a = 0; a < Lt; ++a)
-          for (Index b = a; b < Lt; ++b, ++t) {
-            M(off + a, off + b) += r(i) * EH(row, t);
-            if (b != a) M(off + b, off + a) += r(i) * EH(row, t);
-          }
-        s.setZero();
-        for (Index j = 0; j < kg; ++j) s(j) = (i == j ? 1.0 : 0.0) - g(j);
-        s.segment(off, Lt) = EG.row(row).segment(i * Lt, Lt).transpose();
-        M.noalias() -= r(i) * s * s.transpose();
-        sbar.noalias() += r(i) * s;
-      }
-      M.noalias() += sbar * sbar.transpose();
+      const auto G = EG.row(row);
+      const auto Hrow = EH.row(row);
       Index t = 0;
-      for (Index a = 0; a < L; ++a)
-        for (Index b = a; b < L; ++b, ++t) Lam(row, t) = w * M(a, b);
+      for (Index a = 0; a < L; ++a) {
+        const bool gate_a = a < kg;
+        const Index ia = gate_a ? -1 : (a - kg) / Lt, ca = gate_a ? -1 : (a - kg) % Lt;
+        for (Index b = a; b < L; ++b, ++t) {
+          double v;
+          if (b < kg) {
+            v = (a == b ? g(a) - r(a) : 0.0) - g(a) * g(b) + r(a) * r(b);
+          } else {
+            const Index ib = (b - kg) / Lt, cb = (b - kg) % Lt;
+            const double Gb = G(ib * Lt + cb);
+            if (gate_a) {
+              v = r(ib) * (r(a) - (a == ib ? 1.0 : 0.0)) * Gb;
+            } else if (ia == ib) {
+              // Expert ia's triangle entry (ca, cb), ca <= cb, row by row.
+              const Index tri = ca * Lt - ca * (ca - 1) / 2 + (cb - ca);
+              v = r(ia) * Hrow(ia * tri_e + tri) -
+                  r(ia) * (1.0 - r(ia)) * G(ia * Lt + ca) * Gb;
+            } else {
+              v = r(ia) * r(ib) * G(ia * Lt + ca) * Gb;
+            }
+          }
+          Lam(row, t) = w * v;
+        }
+      }
     }
     const MatrixXd Xb = X.middleRows(lo, len);
     const MatrixXd ones = MatrixXd::Ones(len, 1);
     const MatrixXd* D[3] = {&A, &Xb, &ones};
     MatrixXd WD, blk;
-    Index t = 0;
-    for (Index a = 0; a < L; ++a) {
-      for (Index b = a; b < L; ++b, ++t) {
-        WD = D[design[b]]->array().colwise() * Lam.col(t).array();
-        blk.noalias() = D[design[a]]->transpose() * WD;
-        const std::vector<Index>& ia = idx[a];
-        const std::vector<Index>& ib = idx[b];
+    for (int da = 0; da < 3; ++da) {
+      if (group[da].empty()) continue;
+      WD.resize(len, width[da]);
+      for (Index t : group[da]) {
+        const Index db = design[pb[t]];
+        WD.middleCols(col0[t], dims[db]) = D[db]->array().colwise() * Lam.col(t).array();
+      }
+      blk.noalias() = D[da]->transpose() * WD;
+      for (Index t : group[da]) {
+        const std::vector<Index>& ia = idx[pa[t]];
+        const std::vector<Index>& ib = idx[pb[t]];
+        const bool off_diag = pa[t] != pb[t];
         for (size_t u = 0; u < ia.size(); ++u)
           for (size_t v = 0; v < ib.size(); ++v) {
-            acc(ia[u], ib[v]) += blk(u, v);
-            if (a != b) acc(ib[v], ia[u]) += blk(u, v);
+            const double x = blk(static_cast<Index>(u), col0[t] + static_cast<Index>(v));
+            acc(ia[u], ib[v]) += x;
+            if (off_diag) acc(ib[v], ia[u]) += x;
           }
       }
     }
