@@ -148,7 +148,8 @@ Rcpp::List cpp_em_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eige
   if (control.containsElementNamed("grad_tol")) ctl.grad_tol = Rcpp::as<double>(control["grad_tol"]);
   if (control.containsElementNamed("polish")) {
     const std::string polish = Rcpp::as<std::string>(control["polish"]);
-    ctl.polish = polish == "newton" ? EmControl::kNewton
+    ctl.polish = polish == "newton"  ? EmControl::kNewton
+                 : polish == "trust" ? EmControl::kTrust
                  : polish == "lbfgs" ? EmControl::kLbfgs : EmControl::kNoPolish;
   }
   if (control.containsElementNamed("polish_at")) ctl.polish_at = Rcpp::as<double>(control["polish_at"]);

@@ -22,10 +22,11 @@ struct EmControl {
   bool gradient_stop = false;
   double grad_tol = 1e-6;
   // With the gradient rule: once the relative change falls below polish_at,
-  // Newton (observed information from the analytic score) or L-BFGS on the
+  // Newton (observed information from the analytic score; kTrust: in a trust
+  // region where the information is analytic) or L-BFGS on the
   // full log-likelihood from the EM iterate (at most polish_maxit
   // iterations), kept only if it gains; EM then resumes.
-  enum Polish { kNoPolish, kNewton, kLbfgs };
+  enum Polish { kNoPolish, kNewton, kLbfgs, kTrust };
   Polish polish = kNoPolish;
   double polish_at = 1e-5;
   int polish_maxit = 100;

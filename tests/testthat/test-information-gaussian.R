@@ -79,3 +79,58 @@ test_that("Gaussian Newton polish with the analytic information reaches the grad
   expect_lte(fit$gradient_criterion, 1e-6)
   expect_gte(fit$loglik, plain$loglik - 1e-8)
 })
+
+test_that("the trust-region polish reaches the gradient rule and never lowers the log-likelihood", {
+  truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+                      coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+  for (seed in 11:13) {
+    set.seed(seed)
+    d <- rmoe(3000, truth)
+    # A start that EM alone leaves short of the maximum (over-specified, k = 4).
+    plain <- suppressWarnings(moe(y ~ x1, data = d, k = 4,
+                                  control = moe_control(stop = "loglik", polish = "none",
+                                                        accelerate = "none", tol = 1e-6)))
+    label <- paste("seed", seed)
+    tr <- moe(y ~ x1, data = d, k = 4, control = moe_control(init = plain$params, polish = "trust"))
+    expect_identical(names(tr$converged), "gradient", label = label)
+    expect_lte(tr$gradient_criterion, 1e-6)
+    expect_gte(tr$loglik, plain$loglik - 1e-8)
+    expect_gt(tr$polish[["runs"]], 0)
+    # The polish's log-likelihood is the one of its parameters.
+    expect_equal(as.numeric(logLik(tr)), tr$loglik, tolerance = 1e-10, label = label)
+  }
+})
+
+test_that("polish = \"trust\" is the Newton polish where the information is not analytic", {
+  # A cosine gate has no analytic information: both polishes take the same
+  # path (an over-specified fit, k = 3, so that a polish runs).
+  set.seed(3)
+  d <- data.frame(x1 = rnorm(400), x2 = rnorm(400))
+  d$y <- ifelse(d$x1 > 0, 2 * d$x2, -d$x2) + rnorm(400, sd = 0.3)
+  fit_with <- function(p) {
+    set.seed(1)
+    suppressWarnings(moe(y ~ x1 + x2, data = d, k = 3, gate = gate_cosine(),
+                         control = moe_control(polish = p, n_starts = 1)))
+  }
+  a <- fit_with("newton")
+  b <- fit_with("trust")
+  expect_gt(a$polish[["runs"]], 0)
+  expect_identical(a$params, b$params)
+  expect_identical(a$loglik, b$loglik)
+})
+
+test_that("the trust-region polish gives the same fit on 1 and 2 threads", {
+  truth <- moe_params(W = matrix(c(4, 0), 1), b0 = c(0, 0),
+                      coef = cbind(c(1, 2), c(-1, -1)), sigma2 = c(0.1, 0.1))
+  set.seed(21)
+  d <- rmoe(40000, truth)
+  init <- suppressWarnings(moe(y ~ x1, data = d, k = 3,
+                               control = moe_control(stop = "loglik", polish = "none",
+                                                     accelerate = "none", tol = 1e-5)))$params
+  fits <- lapply(1:2, function(nt) {
+    moe(y ~ x1, data = d, k = 3,
+        control = moe_control(init = init, polish = "trust", nthreads = nt))
+  })
+  expect_identical(fits[[1]]$params, fits[[2]]$params)
+  expect_identical(fits[[1]]$loglik, fits[[2]]$loglik)
+})
