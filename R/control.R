@@ -84,6 +84,23 @@
 #'   stopped the fit: `"gradient"`, `"loglik"`, `"maxit"` or
 #'   `"numerical_failure"`; `fit$gradient_criterion` holds the criterion at
 #'   the returned parameters for either rule.
+#'
+#'   Least-squares fits (`method = "lsq"`) keep the rule of earlier versions
+#'   unless `stop` is given: L-BFGS on the residual sum of squares stopped by
+#'   the relative change `tol` or its own gradient test (`fit$converged`
+#'   named `"rss"`, or `"maxit"`, or `"stalled"` when its line search ends
+#'   with a gradient that is not negligible), so shipped least-squares studies
+#'   reproduce. With `stop = "gradient"` given explicitly the same criterion
+#'   as for likelihoods is taken on the RSS, \eqn{\max_j |\partial
+#'   \mathrm{RSS} / \partial 	heta_j| \max(|	heta_j|, 1) / n}{max_j |d RSS
+#'   / d theta_j| max(|theta_j|, 1) / n} (n: the weight total with case
+#'   weights), after L-BFGS ends; with `polish = "newton"` a damped Newton
+#'   polish (below) runs from there while it exceeds `grad_tol`, and the fit
+#'   has converged (`"gradient"`) when it is at most `grad_tol`; otherwise it
+#'   is named `"stalled"` (no step lowered the RSS) or `"maxit"`
+#'   (`polish_maxit` Newton iterations, or L-BFGS's `maxit`). The
+#'   rule least squares takes is element `lsq_stop` of the result (`"gradient"`
+#'   or `"loglik"`, the relative-change rule).
 #' @param grad_tol Tolerance of the gradient rule.
 #' @param polish With the gradient rule, what runs once the relative change
 #'   of the log-likelihood falls below `polish_at` and the gradient rule does
@@ -119,9 +136,17 @@
 #'   information, three with the analytic one) until the gradient rule holds
 #'   (2 log(`grad_tol` / criterion) / log(r) iterations); a fast EM, such as a
 #'   well-specified fit at large n, simply goes on.
+#'
+#'   Least squares with `stop = "gradient"`: `"newton"` runs once, after
+#'   L-BFGS, on the RSS: its Hessian by forward differences of the analytic
+#'   gradient (one gradient pass per free parameter), Levenberg damping
+#'   (the cosine routers' exact invariances make it singular) and step
+#'   halving, so the RSS never increases; `"lbfgs"` and `"none"` run no
+#'   polish (L-BFGS is the fit itself). `fit$polish` reports it likewise
+#'   (`gain`: the RSS it removed).
 #' @param polish_at,polish_maxit Relative log-likelihood change below which
-#'   the polish starts, and its maximum number of Newton (or L-BFGS)
-#'   iterations.
+#'   the polish starts (likelihood only), and its maximum number of Newton
+#'   (or L-BFGS) iterations.
 #' @param start_maxit,start_tol,start_keep Short-run start selection (the
 #'   "small EM" of Biernacki, Celeux and Govaert, 2003), for maximum-likelihood
 #'   fits with `n_starts > 1`: every start first runs EM alone for at most
@@ -182,7 +207,10 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                         polish = c("newton", "trust", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100,
                         start_maxit = NULL, start_tol = NULL, start_keep = 1) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
+  # Least squares takes the gradient rule only when asked for (see `stop`).
+  stop_given <- !missing(stop)
   stop <- match_arg(stop)
+  lsq_stop <- if (stop_given) stop else "loglik"
   check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
   polish <- match_arg(polish)
   check_number(polish_at, "polish_at", lower = 0, lower_open = TRUE)
@@ -210,7 +238,8 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                  nthreads = nthreads, trace = trace, gate_maxit = gate_maxit,
                  gate_tol = gate_tol, expert_maxit = expert_maxit, expert_tol = expert_tol,
                  accelerate = accelerate, gate_optimizer = gate_optimizer,
-                 progress = progress, stop = stop, grad_tol = grad_tol, polish = polish,
+                 progress = progress, stop = stop, lsq_stop = lsq_stop, grad_tol = grad_tol,
+                 polish = polish,
                  polish_at = polish_at, polish_maxit = polish_maxit,
                  start_maxit = start_maxit, start_tol = start_tol, start_keep = start_keep),
             class = "moe_control")

@@ -787,6 +787,9 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") 
     params$expert$coef <- matrix(params$expert$coef, dims$p, dims$k)
   }
   cp <- params_to_cpp(params, expert, dims$k)
+  # The least-squares rule: the relative change of the RSS unless `stop` was
+  # given as "gradient" (moe_control()'s lsq_stop).
+  control$stop <- control$lsq_stop %||% "loglik"
   res <- cpp_lsq_fit(X, resp$Y, U, gate_cpp_spec(gate), expert$activation, cp$gate,
                      cp$expert$coef, c(control_cpp(control),
                                        list(weights = dims$weights, trace_label = label,
@@ -801,7 +804,8 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") 
   params <- if (ok) params_from_cpp(res$gate, list(coef = res$coef, sigma2 = rep(sigma2, dims$k)),
                                     expert, dims)
   list(params = params, objective = if (ok) -res$rss else -Inf, loglik = loglik,
-       trace = NULL, iter = res$iter, converged = res$converged, decreased = FALSE,
+       trace = NULL, iter = res$iter, converged = stats::setNames(res$converged, res$stop_rule),
+       gradient_criterion = res$gradient_criterion, polish = res$polish, decreased = FALSE,
        status = if (ok) "ok" else "numerical_failure", ok = ok, posterior = NULL,
        floor_binds = rep(FALSE, dims$k), rss = res$rss, sigma2 = sigma2, message = res$message)
 }

@@ -103,10 +103,11 @@
 #'   or `NULL`), `weights` (the case weights, or `NULL`), `separation`
 #'   (logical, one per expert: fitted class probabilities numerically 0 or 1
 #'   among the expert's observations, signalled by a `moe_separation_warning`),
-#'   `gradient_criterion` (maximum likelihood: the relative gradient at the
-#'   returned parameters, see `stop` in [moe_control()]), `polish` (maximum
-#'   likelihood: a named vector of the Newton or L-BFGS polishes `runs`, their
-#'   `evaluations` and the log-likelihood `gain` they brought). `converged`
+#'   `gradient_criterion` (the relative gradient of the log-likelihood, or
+#'   of the RSS for least squares, at the returned parameters, see `stop` in
+#'   [moe_control()]), `polish` (a named vector of the Newton or L-BFGS
+#'   polishes `runs`, their `evaluations` and the log-likelihood `gain` they
+#'   brought; for least squares the RSS they removed). `converged`
 #'   is named by the rule that stopped the fit (see [moe_control()]).
 #'
 #'   A gate whose weights cannot vary over the data whatever its parameters

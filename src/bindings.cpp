@@ -202,6 +202,14 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   ctl.tol = Rcpp::as<double>(control["tol"]);
   ctl.maxit = Rcpp::as<int>(control["maxit"]);
   ctl.nthreads = nthreads_from(control);
+  // run_lsq() passes the least-squares rule (moe_control()'s lsq_stop) as `stop`.
+  if (control.containsElementNamed("stop"))
+    ctl.gradient_stop = Rcpp::as<std::string>(control["stop"]) == "gradient";
+  if (control.containsElementNamed("grad_tol")) ctl.grad_tol = Rcpp::as<double>(control["grad_tol"]);
+  if (control.containsElementNamed("polish"))
+    ctl.polish_newton = Rcpp::as<std::string>(control["polish"]) == "newton";
+  if (control.containsElementNamed("polish_maxit"))
+    ctl.polish_maxit = Rcpp::as<int>(control["polish_maxit"]);
   VectorXd w_store;
   ctl.weights = control_weights(control, w_store);
   const int trace = trace_from(control);
@@ -217,7 +225,12 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   LsqResult res = lsq_fit(gate, activation, X, Y, U, gate_params_from(gate_params), coef, ctl);
   return List::create(Named("gate") = gate_params_to(res.gate), Named("coef") = res.coef,
                       Named("rss") = res.rss, Named("iter") = res.iter,
-                      Named("converged") = res.converged, Named("message") = res.message);
+                      Named("converged") = res.converged, Named("stop_rule") = res.stop_rule,
+                      Named("gradient_criterion") = res.gradient_criterion,
+                      Named("polish") = Rcpp::NumericVector::create(
+                          Named("runs") = res.polishes, Named("evaluations") = res.polish_evals,
+                          Named("gain") = res.polish_gain),
+                      Named("message") = res.message);
 }
 
 // [[Rcpp::export]]

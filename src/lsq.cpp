@@ -1,4 +1,5 @@
 #include "lsq.h"
+#include "em.h"  // relative_gradient()
 
 namespace moegate {
 
@@ -75,6 +76,60 @@ double LsqProblem::rss(const VectorXd& theta, VectorXd* grad) const {
   return f;
 }
 
+namespace {
+
+// Damped Newton on f = RSS / scale from x (f and its gradient g there, both
+// updated), as polish_newton() does for the likelihood: the Hessian by
+// forward differences of the analytic gradient (relative steps
+// 1e-6 max(|x_j|, 1)), symmetrised; Levenberg damping where it is not
+// positive definite (damped_newton_step(): the cosine routers' norms and the
+// perturbed router's common shift are exact invariances, so the Hessian is
+// singular there); step halving, so every accepted step lowers the RSS. Ends
+// when the relative gradient is at most grad_tol, no step lowers the RSS, or
+// after polish_maxit iterations. Returns which: "gradient", "stalled" or
+// "maxit".
+template <class Eval>
+std::string lsq_polish(Eval&& eval, VectorXd& x, double& f, VectorXd& g, const LsqControl& ctl,
+                LsqResult& res) {
+  const Index m = x.size();
+  MatrixXd H(m, m);
+  VectorXd gj, gt, xt;
+  for (int it = 0; it < ctl.polish_maxit; ++it) {
+    if (relative_gradient(g, x, 1.0) <= ctl.grad_tol) return "gradient";
+    bool ok = true;
+    for (Index j = 0; j < m && ok; ++j) {
+      VectorXd xj = x;
+      xj(j) += 1e-6 * std::max(std::abs(x(j)), 1.0);
+      const double fj = eval(xj, &gj);
+      ok = std::isfinite(fj) && gj.allFinite();
+      if (ok) H.col(j) = (gj - g) / (xj(j) - x(j));
+    }
+    if (!ok) return "stalled";
+    H = (0.5 * (H + H.transpose())).eval();
+    // damped_newton_step() solves H delta = g for a maximised function's
+    // minus Hessian and gradient: here the Hessian and minus the gradient.
+    const VectorXd delta = damped_newton_step(H, -g, 20, 1e-8, 10.0);
+    if (delta.size() == 0) return "stalled";
+    bool accepted = false;
+    double t = 1.0, ft = f;
+    for (int half = 0; half < 30; ++half, t *= 0.5) {
+      xt = x + t * delta;
+      ft = eval(xt, &gt);
+      if (std::isfinite(ft) && gt.allFinite() && ft < f) {
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) return "stalled";
+    x = xt;
+    f = ft;
+    g = gt;
+  }
+  return relative_gradient(g, x, 1.0) <= ctl.grad_tol ? "gradient" : "maxit";
+}
+
+}  // namespace
+
 LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X,
                   const CMat& Y, const CMat& U, const GateParams& gp0,
                   const MatrixXd& coef0, const LsqControl& ctl) {
@@ -97,19 +152,44 @@ LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X
   LsqResult res;
   res.converged = opt.finished;
   res.message = opt.message;
-  if (!opt.finished && opt.message != "maximum iterations reached") {
+  // The gradient at the best point: the criterion of either rule (RSS / scale,
+  // so relative_gradient() over a total of 1 is the RSS's over the weights).
+  VectorXd x = opt.x, g;
+  double f = std::isfinite(opt.f) ? prob.rss(x, &g) / scale : opt.f;
+  if (g.size() == x.size()) g /= scale;
+  const bool maxit = opt.message == "maximum iterations reached";
+  if (!opt.finished && !maxit && g.size() == x.size()) {
     // A line search that cannot improve any further is the usual end near a
     // minimum of a flat objective: call it converged when the gradient at the
     // best point is negligible.
-    VectorXd g;
-    prob.rss(opt.x, &g);
-    res.converged = g.norm() / scale <= 1e-6 * std::max(1.0, opt.f);
+    res.converged = g.norm() <= 1e-6 * std::max(1.0, f);
   }
+  res.stop_rule = res.converged ? "rss" : maxit ? "maxit" : "stalled";
+  if (ctl.gradient_stop && std::isfinite(f) && g.size() == x.size() && g.allFinite()) {
+    std::string rule = relative_gradient(g, x, 1.0) <= ctl.grad_tol ? "gradient"
+                       : maxit ? "maxit" : "stalled";
+    if (rule != "gradient" && ctl.polish_newton) {
+      const double f_before = f;
+      res.polishes = 1;
+      auto eval = [&](const VectorXd& xt, VectorXd* grad) {
+        res.polish_evals++;
+        const double rss = prob.rss(xt, grad);
+        if (grad) *grad /= scale;
+        if (ctl.between) ctl.between(++evals, rss);
+        return rss / scale;
+      };
+      rule = lsq_polish(eval, x, f, g, ctl, res);
+      res.polish_gain = (f_before - f) * scale;
+    }
+    res.converged = rule == "gradient";
+    res.stop_rule = rule;
+  }
+  if (g.size() == x.size()) res.gradient_criterion = relative_gradient(g, x, 1.0);
   res.iter = opt.evals;
-  prob.unpack(opt.x, gp, res.coef);
+  prob.unpack(x, gp, res.coef);
   gate.normalise_reference(gp);
   res.gate = gp;
-  res.rss = opt.f * scale;
+  res.rss = f * scale;
   return res;
 }
 

@@ -13,6 +13,15 @@ namespace moegate {
 struct LsqControl {
   double tol = 1e-10;  // relative change of the objective
   int maxit = 1000;
+  // Stopping rule: false: L-BFGS's own tests (relative change `tol` of the
+  // RSS, or its gradient test); true: the relative gradient of the RSS
+  // (relative_gradient() over the weight total) at most grad_tol, reached
+  // after L-BFGS by a damped Newton polish when `polish_newton` (at most
+  // polish_maxit Newton iterations).
+  bool gradient_stop = false;
+  double grad_tol = 1e-6;
+  bool polish_newton = false;
+  int polish_maxit = 100;
   int nthreads = 1;
   const VectorXd* weights = nullptr;  // case weights (n), or nullptr
   // Called after every objective evaluation with (evaluation, RSS) when set
@@ -24,8 +33,16 @@ struct LsqResult {
   GateParams gate;
   MatrixXd coef;       // p x k
   double rss = 0.0;
-  int iter = 0;        // objective evaluations
+  int iter = 0;        // objective evaluations of L-BFGS
   bool converged = false;
+  // Which rule stopped the fit: "gradient", "rss" (L-BFGS's relative change
+  // or gradient test), "maxit" or "stalled" (no step lowered the RSS before
+  // the rule held).
+  std::string stop_rule = "maxit";
+  double gradient_criterion = std::numeric_limits<double>::quiet_NaN();  // at the result
+  int polishes = 0;          // Newton polishes run (0 or 1)
+  int polish_evals = 0;      // their RSS-and-gradient evaluations
+  double polish_gain = 0.0;  // RSS they removed
   std::string message;
 };
 

@@ -116,6 +116,11 @@ malformed_cases <- function(n_random) {
     n_starts_huge = quote(moe_control(n_starts = 3e9)),
     nthreads_huge = quote(moe_control(nthreads = 3e9)),
     accelerate_empty = quote(moe_control(accelerate = character(0))),
+    stop_na = quote(moe_control(stop = NA)),
+    polish_unknown = quote(moe_control(stop = "gradient", polish = "bfgs")),
+    polish_maxit_zero = quote(moe_control(stop = "gradient", polish_maxit = 0)),
+    grad_tol_inf_lsq = quote(moe(y ~ x, data = d, k = 2, method = "lsq",
+                                 control = moe_control(stop = "gradient", grad_tol = -Inf))),
     k_too_large = quote(moe(y ~ x, data = d, k = 100)),
     k_zero = quote(moe(y ~ x, data = d, k = 0)),
     y_constant = quote(moe(rep(1, n) ~ x, data = d, k = 2)),
@@ -206,10 +211,13 @@ random_fit_cases <- function(n_cases, n_max) {
   # Least squares only for regression functions.
   for (i in seq_along(cases)) {
     cases[[i]]$lsq <- cases[[i]]$family != "multinomial" && runif(1) < 0.2
+    # Half the least-squares fits (by seed: no draw, so the other cases stay
+    # as they were) take the gradient rule and its Newton polish.
+    cases[[i]]$lsq_gradient <- cases[[i]]$lsq && cases[[i]]$seed %% 2 == 0
   }
   names(cases) <- vapply(cases, function(s) {
     sprintf("%s/%s%s k=%d n=%d shift=%g scale=%g%s seed=%d", s$gate, s$family,
-            if (s$lsq) "/lsq" else "", s$k, s$n, s$shift, s$scale,
+            if (s$lsq_gradient) "/lsq-gradient" else if (s$lsq) "/lsq" else "", s$k, s$n, s$shift, s$scale,
             if (s$squarem) " squarem" else "", s$seed)
   }, "")
   cases
@@ -243,8 +251,10 @@ check_random_fit <- function(s, env) {
                    multinomial = expert_multinomial())
   fit_once <- function(nthreads) {
     set.seed(s$seed)
-    ctl <- moe_control(maxit = 150, nthreads = nthreads,
-                       accelerate = if (s$squarem) "squarem" else "none")
+    args <- list(maxit = 150, nthreads = nthreads,
+                 accelerate = if (s$squarem) "squarem" else "none")
+    if (isTRUE(s$lsq_gradient)) args$stop <- "gradient"
+    ctl <- do.call(moe_control, args)
     suppressWarnings(moe(cbind(u), y, k = s$k, gate = make_gate(s$gate), expert = expert,
                          method = if (s$lsq) "lsq" else "ml", control = ctl))
   }
