@@ -206,8 +206,12 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   if (control.containsElementNamed("stop"))
     ctl.gradient_stop = Rcpp::as<std::string>(control["stop"]) == "gradient";
   if (control.containsElementNamed("grad_tol")) ctl.grad_tol = Rcpp::as<double>(control["grad_tol"]);
-  if (control.containsElementNamed("polish"))
-    ctl.polish_newton = Rcpp::as<std::string>(control["polish"]) == "newton";
+  if (control.containsElementNamed("polish")) {
+    // Any Newton polish of the likelihood ("newton", or a trust-region
+    // variant) is the damped Newton polish for least squares.
+    const std::string polish = Rcpp::as<std::string>(control["polish"]);
+    ctl.polish_newton = polish == "newton" || polish == "trust";
+  }
   if (control.containsElementNamed("polish_maxit"))
     ctl.polish_maxit = Rcpp::as<int>(control["polish_maxit"]);
   VectorXd w_store;
