@@ -7,6 +7,13 @@
 #   Rscript bench/bench-lsq-polish.R [sizes=1000,10000] [reps=5]
 #           [routers=cosine,perturbed_cosine]
 #
+# bench/results-lsq-polish.csv (2026-12-02, 2 cores, load 1-2) holds its
+# rows from four runs: `before`; `after` (with the polish's BFGS updates);
+# `after_no_bfgs` and `after_1e9_no_bfgs`, built with
+# MOEGATE_CPPFLAGS=-DMOEGATE_LSQ_QUASI_STEPS=0 (src/lsq.cpp). CPU per fit
+# varied by about 20% between repeated runs of the same rule (0.64 vs 0.58 s,
+# cosine, before).
+#
 # Writes bench/results-lsq-polish.csv: per router, rule and n the fits, how
 # many study_maxima() finds at a regular minimum (at_maximum), the median
 # relative gradient before and after its continuation, the mean seconds of a

@@ -25,12 +25,13 @@
 # polish (moe_control(stop = "gradient", polish = "newton"), as below); the
 # shipped .rds were not rerun with it. Measured on --k=3 (bench/bench-lsq-polish.R,
 # n = 1e3 and 1e4, 5 replications each, study_maxima() with 30 Newton steps):
-# fits at a regular minimum, cosine 9/10 before, 9/10 after (8/10 with
-# grad_tol = 1e-9); perturbed cosine 2/10, 3/10 (4/10). The polish drives the
-# perturbed router's gate norms up (median max |w_i| 26.5 -> 161 -> 794 at
-# n = 1e3): its RSS keeps falling towards the cosine router's norm invariance
-# at |w| -> Inf, a run-off path, not a minimum; CPU per fit 0.58 -> 1.47 s
-# (cosine 0.64 -> 1.15 s).
+# fits at a regular minimum, cosine 9/10 before, 10/10 after; perturbed
+# cosine 2/10 before, 3/10 after (4/10 with grad_tol = 1e-9). The polish
+# drives the perturbed router's gate norms up (median max |w_i| at n = 1e3:
+# 26.5 before, 361 after, 794 with grad_tol = 1e-9): its RSS keeps falling
+# towards the cosine router's norm invariance at |w| -> Inf, a run-off path
+# rather than a minimum, and its loss grows with the norms. CPU per fit
+# 0.58 -> 0.88 s (cosine), 0.73 -> 1.12 s (perturbed cosine).
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(workers = 2, sizes = 10, reps = 20, nmax = 1e5, two_start = 6,
                           seed = 4, stop = "loglik", file = "", k = 2, eps001 = TRUE,
