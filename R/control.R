@@ -137,7 +137,7 @@
 #'   (2 log(`grad_tol` / criterion) / log(r) iterations); a fast EM, such as a
 #'   well-specified fit at large n, simply goes on.
 #'
-#'   Least squares with `stop = "gradient"`: `"newton"` runs once, after
+#'   Least squares with `stop = "gradient"`: `"newton"` (or `"trust"`) runs once, after
 #'   L-BFGS, on the RSS: its Hessian by forward differences of the analytic
 #'   gradient (one gradient pass per free parameter), Levenberg damping
 #'   (the cosine routers' exact invariances make it singular) and step
