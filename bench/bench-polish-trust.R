@@ -18,7 +18,6 @@ local({
 })
 load_moegate()
 ns <- asNamespace("moegate")
-env_ints <- function(name, default) as.integer(strsplit(Sys.getenv(name, default), ",")[[1]])
 ks <- env_ints("BENCH_K", "3,4")
 size_idx <- env_ints("BENCH_SIZES", "1,67,134")
 reps <- env_ints("BENCH_REPS", "1,2")
@@ -31,10 +30,10 @@ for (k in ks) {
   setting$control$progress <- FALSE
   streams <- ns$lecuyer_streams(2023, (max(reps) - 1) * length(setting$n_grid) + max(size_idx))
   for (r in reps) for (i in size_idx) {
-    n <- setting$n_grid[i]
-    assign(".Random.seed", streams[[(r - 1) * length(setting$n_grid) + i]], envir = .GlobalEnv)
-    data <- ns$study_data(setting, n)
-    starts <- ns$study_starts(setting, data)
+    task <- protocol_task(setting, streams, r, i)
+    n <- task$n
+    data <- task$data
+    starts <- task$starts
     for (v in variants) {
       ctl <- setting$control
       ctl$init <- starts

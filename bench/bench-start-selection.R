@@ -24,7 +24,6 @@ local({
 })
 load_moegate()
 ns <- asNamespace("moegate")
-env_ints <- function(name, default) as.integer(strsplit(Sys.getenv(name, default), ",")[[1]])
 polish_mode <- isTRUE(as.logical(Sys.getenv("BENCH_POLISH", "FALSE")))
 ks <- env_ints("BENCH_K", if (polish_mode) "4" else "3,4")
 size_idx <- env_ints("BENCH_SIZES", if (polish_mode) "1,67" else "1,67,134")
@@ -50,10 +49,10 @@ for (k in ks) {
   setting$control$progress <- FALSE
   streams <- ns$lecuyer_streams(2023, (max(reps) - 1) * length(setting$n_grid) + max(size_idx))
   for (r in reps) for (i in size_idx) {
-    n <- setting$n_grid[i]
-    assign(".Random.seed", streams[[(r - 1) * length(setting$n_grid) + i]], envir = .GlobalEnv)
-    data <- ns$study_data(setting, n)
-    starts <- ns$study_starts(setting, data)
+    task <- protocol_task(setting, streams, r, i)
+    n <- task$n
+    data <- task$data
+    starts <- task$starts
     # One fit of all starts, or (polish mode) one fit per start.
     jobs <- if (polish_mode) {
       expand.grid(variant = names(variants), start = seq_along(starts), stringsAsFactors = FALSE)

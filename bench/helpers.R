@@ -22,6 +22,20 @@ bench_output <- function(name) {
   file.path(bench_dir(), name)
 }
 
+# Comma-separated integers from an environment variable (default if unset).
+env_ints <- function(name, default) as.integer(strsplit(Sys.getenv(name, default), ",")[[1]])
+
+# The data and starts of one task of a NeurIPS 2023 protocol run with `seed`
+# (replication r, size index i of the setting's grid): the stream future.seed
+# gives that task, as rate_study() does. `streams`: lecuyer_streams(seed, N)
+# for N at least the task's number, made once per setting.
+protocol_task <- function(setting, streams, r, i) {
+  ns <- asNamespace("moegate")
+  assign(".Random.seed", streams[[(r - 1) * length(setting$n_grid) + i]], envir = .GlobalEnv)
+  data <- ns$study_data(setting, setting$n_grid[i])
+  list(n = setting$n_grid[i], data = data, starts = ns$study_starts(setting, data))
+}
+
 machine_info <- function() {
   cores <- tryCatch(as.integer(system("nproc", intern = TRUE)), error = function(e) NA)
   cpu <- tryCatch({

@@ -634,17 +634,9 @@ bool polish_newton(const Gate& gate, const Expert& expert, const CMat& X, const 
       quasi_steps = 0;  // a poor model: the next step differences the information
       continue;
     }
-    // BFGS update of the (minus) Hessian, kept only while positive curvature
-    // holds along the step (s' dg > 0), so H stays positive definite.
-    const double sy = step.dot(dg);
-    const VectorXd Hs = H * step;
-    const double sHs = step.dot(Hs);
-    if (sy > 1e-12 * step.norm() * dg.norm() && sHs > 0) {
-      H.noalias() -= (Hs * Hs.transpose()) / sHs;
-      H.noalias() += (dg * dg.transpose()) / sy;
-    } else {
-      quasi_steps = 0;
-    }
+    // BFGS update of the (minus) Hessian; without positive curvature along
+    // the step the next iteration differences the information again.
+    if (!bfgs_update(H, step, dg)) quasi_steps = 0;
   }
   if (!moved || !(f > f0) || !(f > ll)) return false;
   return adopt_if_better(gate, expert, X, Y, U, x, gp, ep, R, ll, work, ctl, res);

@@ -172,15 +172,7 @@ std::string lsq_polish(Eval&& eval, VectorXd& x, double& f, VectorXd& g, const L
       continue;
     }
     // BFGS update, kept only with positive curvature along the step.
-    const double sy = step.dot(dg);
-    const VectorXd Hs = H * step;
-    const double sHs = step.dot(Hs);
-    if (sy > 1e-12 * step.norm() * dg.norm() && sHs > 0) {
-      H.noalias() -= (Hs * Hs.transpose()) / sHs;
-      H.noalias() += (dg * dg.transpose()) / sy;
-    } else {
-      quasi_steps = 0;
-    }
+    if (!bfgs_update(H, step, dg)) quasi_steps = 0;
   }
   return relative_gradient(g, x, 1.0) <= ctl.grad_tol ? "gradient" : "maxit";
 }

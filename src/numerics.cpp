@@ -244,6 +244,16 @@ double multinom_objective(const CMat& Z, const CMat& T, const MatrixXd& B, int n
   return e.objective;
 }
 
+bool bfgs_update(MatrixXd& H, const VectorXd& step, const VectorXd& dg) {
+  const double sy = step.dot(dg);
+  const VectorXd Hs = H * step;
+  const double sHs = step.dot(Hs);
+  if (!(sy > 1e-12 * step.norm() * dg.norm() && sHs > 0)) return false;
+  H.noalias() -= (Hs * Hs.transpose()) / sHs;
+  H.noalias() += (dg * dg.transpose()) / sy;
+  return true;
+}
+
 VectorXd damped_newton_step(const MatrixXd& H, const VectorXd& g, int attempts,
                             double damp0, double growth) {
   const double scale = std::max(H.diagonal().cwiseAbs().maxCoeff(), 1e-300);

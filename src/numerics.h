@@ -205,6 +205,13 @@ inline double log_sum_exp_row(const MatrixXd& A, Index r) {
   return m + std::log(s);
 }
 
+// BFGS update of a positive-definite curvature matrix H (minus the Hessian of
+// a maximised function, or the Hessian of a minimised one) from a step and
+// the change dg of the gradient that H models along it (H step ~ dg). Kept
+// only while positive curvature holds along the step (step' dg > 0), so H
+// stays positive definite; returns false, H unchanged, otherwise.
+bool bfgs_update(MatrixXd& H, const VectorXd& step, const VectorXd& dg);
+
 // The Newton step H^{-1} g for a negative Hessian H (symmetric), with Levenberg
 // damping only when H is not safely positive definite: diagonal damping from
 // damp0 times H's largest diagonal entry, multiplied by `growth` per attempt.
