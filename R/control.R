@@ -101,6 +101,10 @@
 #'   (`polish_maxit` Newton iterations, or L-BFGS's `maxit`). The
 #'   rule least squares takes is element `lsq_stop` of the result (`"gradient"`
 #'   or `"loglik"`, the relative-change rule).
+#' @param lsq_stop The stopping rule of least-squares fits, `"gradient"` or
+#'   `"loglik"`; `NULL` (default): `stop` when `stop` is given, else
+#'   `"loglik"`. Given explicitly, it lets a stored control be rebuilt
+#'   (`do.call(moe_control, unclass(control))`) with the same rule.
 #' @param grad_tol Tolerance of the gradient rule.
 #' @param polish With the gradient rule, what runs once the relative change
 #'   of the log-likelihood falls below `polish_at` and the gradient rule does
@@ -203,14 +207,16 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                         expert_maxit = 25, expert_tol = 1e-10,
                         accelerate = c("auto", "none", "squarem"),
                         gate_optimizer = c("fisher", "lbfgs"), progress = interactive(),
-                        stop = c("gradient", "loglik"), grad_tol = 1e-6,
+                        stop = c("gradient", "loglik"), lsq_stop = NULL, grad_tol = 1e-6,
                         polish = c("newton", "trust", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100,
                         start_maxit = NULL, start_tol = NULL, start_keep = 1) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
   # Least squares takes the gradient rule only when asked for (see `stop`).
   stop_given <- !missing(stop)
   stop <- match_arg(stop)
-  lsq_stop <- if (stop_given) stop else "loglik"
+  lsq_stop <- if (!is.null(lsq_stop)) {
+    check_choice(lsq_stop, c("gradient", "loglik"), "lsq_stop")
+  } else if (stop_given) stop else "loglik"
   check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
   polish <- match_arg(polish)
   check_number(polish_at, "polish_at", lower = 0, lower_open = TRUE)

@@ -167,3 +167,15 @@ test_that("least squares keeps the relative-change rule unless stop is given", {
   expect_error(moe_control(stop = "gradient", grad_tol = -1), class = "moe_error",
                regexp = "`grad_tol`")
 })
+
+test_that("a stored control rebuilds with the same least-squares rule", {
+  for (ctl in list(moe_control(), moe_control(stop = "gradient"), moe_control(stop = "loglik"),
+                   moe_control(lsq_stop = "gradient"))) {
+    again <- do.call(moe_control, unclass(ctl))
+    expect_identical(again$lsq_stop, ctl$lsq_stop)
+    expect_identical(again$stop, ctl$stop)
+  }
+  expect_identical(moe_control(stop = "loglik", lsq_stop = "gradient")$lsq_stop, "gradient")
+  expect_error(moe_control(lsq_stop = "rss"), "lsq_stop")
+  expect_error(moe_control(lsq_stop = 1), "lsq_stop")
+})
