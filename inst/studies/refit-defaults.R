@@ -86,18 +86,23 @@ linear_softmax <- function(gate) {
 }
 
 # A fresh moe_control() from a stored one's user-facing values (old objects
-# lack newer fields: stop, grad_tol, polish...). `replay`: keep the stored
+# lack newer fields: stop, lsq_stop, grad_tol, polish...). `replay`: keep the stored
 # accelerate and gate M-step; else take today's defaults for both.
 fresh_control <- function(setting, replay) {
   stored <- unclass(setting$control)
   keep <- c("tol", "maxit", "n_starts", "gate_tol", "expert_maxit", "expert_tol",
-            "gate_optimizer", "stop", "grad_tol", "polish", "polish_at", "polish_maxit")
+            "gate_optimizer", "stop", "lsq_stop", "grad_tol", "polish", "polish_at",
+            "polish_maxit")
   args <- stored[intersect(keep, names(stored))]
   args <- args[!vapply(args, is.null, TRUE)]
   if (is.null(stored$stop)) {
     args$stop <- "loglik"
     args$polish <- "none"
   }
+  # Least-squares fits stopped on the relative change before moe_control() had
+  # lsq_stop; a stored stop = "gradient" would now select the gradient rule
+  # for them too.
+  if (is.null(stored$lsq_stop)) args$lsq_stop <- "loglik"
   if (replay) {
     args$accelerate <- if (is.null(stored$accelerate)) "none" else stored$accelerate
     args$gate_maxit <- if (!is.null(stored$gate_maxit)) stored$gate_maxit else
