@@ -22,7 +22,9 @@
 #' fewer than 5 sample sizes, and otherwise *reproduced* when the fast side is
 #' polynomial and the slow side flat (and, where measured, its gap flat too);
 #' otherwise the verdict says which side disagrees. A single rate is
-#' reproduced when its interval contains the theory's slope, and called
+#' reproduced when its interval contains the theory's slope and is
+#' polynomial by the rule above (an interval that holds the theory's slope
+#' and a flat rate as well is *not decided*), and called
 #' pre-asymptotic when the whole interval is steeper than the theory's. An
 #' over-specified rate whose fits carry the loss of their starts
 #' (`loss_start`) cannot be shown when, at the largest \eqn{n}, the fits'
@@ -33,7 +35,9 @@
 #' k = 4 checks are named `<run>_k4`) is shipped: the verdict then says how many pass its second-order check, how
 #' much of the loss at the largest \eqn{n} is the gate-vector term, and in how
 #' many profiled fits the likelihood rises above the fit's along the
-#' sharpening of the split. The
+#' sharpening of the split; when it rises in more than a fifth of them the
+#' fits are not the maximum-likelihood estimator whose rate the theory gives,
+#' and the rate cannot be shown with them. The
 #' over-specified cosine-router rows (`cosine-router-k3.rds`) use the losses
 #' at the points where [study_maxima()] (`cosine-router-k3-maximum.rds`)
 #' continued each least-squares fit to its minimum, and say how many fits
@@ -283,7 +287,14 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
   } else {
     hit <- any(theory_slope >= f$lower & theory_slope <= f$upper) ||
       (length(theory_slope) == 2 && f$slope <= max(theory_slope) && f$slope >= min(theory_slope))
-    verdict <- if (hit) {
+    # An interval that holds the theory's slope and a flat rate as well
+    # (upper end above -0.15) tells the two apart no better than no run.
+    wide <- hit && !polynomial(f)
+    wide_text <- sprintf("interval %.2f to %.2f holds the theory's slope and a flat rate",
+                         f$lower, f$upper)
+    verdict <- if (wide) {
+      paste0("not decided by the slope (", wide_text, ")")
+    } else if (hit) {
       "reproduced"
     } else if (is.finite(f$upper) && f$upper < min(theory_slope)) {
       sprintf("polynomial, faster than the theory's rate on this grid (slope %.2f): pre-asymptotic",
@@ -304,13 +315,16 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
         head <- if (!hit) "not reproduced" else if (sizes < 5) {
           sprintf("not decided by the slope (only %d sample sizes; interval %.2f to %.2f)",
                   sizes, f$lower, f$upper)
+        } else if (wide) {
+          paste0("not decided by the slope (", wide_text, ")")
         } else "reproduced"
         maximum_verdict(head, st, maxima, ratio, slope_start, f$slope)
       } else if (at_maximum && all(last$converged, na.rm = TRUE)) {
         sprintf(paste0("%s with fits meeting the gradient rule (every fit at n = %d; not checked ",
                        "for a maximum): their median loss there is %.3g, %.0f times their ",
                        "starts' (start slope %.2f, fit slope %.2f)"),
-                if (hit) "reproduced" else "not reproduced", max(st$n),
+                if (wide) "not decided by the slope" else if (hit) "reproduced" else "not reproduced",
+                max(st$n),
                 stats::median(last$loss, na.rm = TRUE), ratio, slope_start, f$slope)
       } else if (ratio > 1.5 || iterations < 10) {
         sprintf(paste0("cannot be shown by simulation with these fits: at n = %d the fits' ",
@@ -356,12 +370,23 @@ maximum_verdict <- function(head, st, maxima, ratio, slope_start, slope) {
     sprintf("fits of which %d of %d pass the second-order check (Newton continuation converged, information positive definite)",
             at_max, nrow(maxima))
   }
+  # The theory's rate is the maximum-likelihood estimator's: when more than
+  # a fifth of the profiled fits are shown not to be the global maximum, the
+  # slope of these fits is not that estimator's rate, whatever it is.
+  not_mle <- nrow(profiled) > 0 && rises > 0.2 * nrow(profiled)
+  if (not_mle) {
+    head <- sprintf("cannot be shown by simulation with these fits (the slope alone: %s)", head)
+  }
   sprintf(paste0("%s with %s: at n = %d their median loss is %.3g, %.0f times their starts' ",
                  "(start slope %.2f, fit slope %.2f), %.0f%% of the summed loss the gate-vector ",
                  "(w) term%s"),
           head, where, n_max, stats::median(big$loss), ratio, slope_start, slope, w_share,
-          if (nrow(profiled)) sprintf("; along the sharpening of the split the likelihood rises above the fit's in %d of %d fits profiled, so those fits are not global maxima",
-                                      rises, nrow(profiled)) else "")
+          if (nrow(profiled)) sprintf("; along the sharpening of the split the likelihood rises above the fit's in %d of %d fits profiled (n up to %s)%s",
+                                      rises, nrow(profiled),
+                                      format(max(profiled$n), big.mark = ",", scientific = FALSE),
+                                      if (not_mle) paste0(": those fits are not global maxima, so these fits are not the ",
+                                                          "maximum-likelihood estimator whose rate the theory gives")
+                                      else ", so those fits are not global maxima") else "")
 }
 
 # Rows of the population-level computation: the local exponent of the

@@ -1,9 +1,9 @@
 # The table of verdicts is computed from stored studies.
 
-fake_study <- function(rate, gap_rate = NULL, seed = 1) {
+fake_study <- function(rate, gap_rate = NULL, seed = 1, sd = 0.2) {
   set.seed(seed)
   d <- expand.grid(n = round(10^seq(3, 5, length.out = 6)), replication = 1:10)
-  d$loss <- d$n^rate * exp(rnorm(nrow(d), sd = 0.2))
+  d$loss <- d$n^rate * exp(rnorm(nrow(d), sd = sd))
   d$loss_tau <- d$loss
   d$loss_raw <- d$loss
   if (!is.null(gap_rate)) d$gap <- d$n^gap_rate * exp(rnorm(nrow(d), sd = 0.2))
@@ -43,6 +43,16 @@ test_that("study_verdicts() decides from the stored slopes", {
   saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
   v <- study_verdicts(dir, B = 50)
   expect_true(all(grepl("not decided: only 3 sample sizes", v$verdict[!is.na(v$slow)])))
+  # A single rate whose interval holds both the theory's -1/2 and a flat rate
+  # is not decided, however it is centred.
+  run$studies <- list(temperature = fake_study(-0.25, gap_rate = 0, sd = 4),
+                      activation_gelu = fake_study(-0.5, gap_rate = -0.5),
+                      activation_tanh = fake_study(-0.5))
+  saveRDS(run, file.path(dir, "temperature-gaussian.rds"))
+  v <- study_verdicts(dir, B = 50)
+  single <- v[is.na(v$slow), ]
+  expect_true(single$fast_lower < -0.5 && single$fast_upper > -0.15)
+  expect_match(single$verdict, "^not decided by the slope \\(interval .* holds the theory's slope and a flat rate")
   expect_error(study_verdicts(file.path(dir, "nope")), class = "moe_error_dir")
   empty <- tempfile()
   dir.create(empty)
@@ -94,6 +104,18 @@ test_that("over-specified rows compare the fits' loss with their starts'", {
   expect_match(g, sprintf("fits at finite local maxima \\(all %d", nrow(st)))
   expect_match(g, "90% of the summed loss the gate-vector \\(w\\) term")
   expect_match(g, sprintf("in 15 of %d fits profiled", sum(!is.na(checks$sharpen_gain))))
+  # 15 of 50 profiled fits are not the global maximum: more than a fifth, so
+  # the slope of these fits is not the estimator's rate.
+  expect_match(g, "^cannot be shown by simulation with these fits \\(the slope alone: ")
+  expect_match(g, "not the maximum-likelihood estimator")
+  few_rising <- checks
+  few_rising$sharpen_gain[!is.na(few_rising$sharpen_gain)] <- -1
+  few_rising$sharpen_gain[1] <- 0.5
+  saveRDS(list(checks = list(ours = few_rising)), file.path(dir, "neurips2023-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 5)
+  g <- v$verdict[grepl("gradient", v$claim)]
+  expect_false(grepl("cannot be shown", g))
+  expect_match(g, "in 1 of 50 fits profiled")
   checks$at_maximum[1:2] <- FALSE
   saveRDS(list(checks = list(ours = checks)), file.path(dir, "neurips2023-maximum.rds"))
   v <- study_verdicts(dir, B = 50, papers = 5)
