@@ -290,10 +290,10 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
     # An interval that holds the theory's slope and a flat rate as well
     # (upper end above -0.15) tells the two apart no better than no run.
     wide <- hit && !polynomial(f)
-    wide_text <- sprintf("interval %.2f to %.2f holds the theory's slope and a flat rate",
+    undecided <- sprintf("not decided by the slope (interval %.2f to %.2f holds the theory's slope and a flat rate)",
                          f$lower, f$upper)
     verdict <- if (wide) {
-      paste0("not decided by the slope (", wide_text, ")")
+      undecided
     } else if (hit) {
       "reproduced"
     } else if (is.finite(f$upper) && f$upper < min(theory_slope)) {
@@ -315,9 +315,7 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
         head <- if (!hit) "not reproduced" else if (sizes < 5) {
           sprintf("not decided by the slope (only %d sample sizes; interval %.2f to %.2f)",
                   sizes, f$lower, f$upper)
-        } else if (wide) {
-          paste0("not decided by the slope (", wide_text, ")")
-        } else "reproduced"
+        } else if (wide) undecided else "reproduced"
         maximum_verdict(head, st, maxima, ratio, slope_start, f$slope)
       } else if (at_maximum && all(last$converged, na.rm = TRUE)) {
         sprintf(paste0("%s with fits meeting the gradient rule (every fit at n = %d; not checked ",
