@@ -290,10 +290,9 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
     # An interval that holds the theory's slope and a flat rate as well
     # (upper end above -0.15) tells the two apart no better than no run.
     wide <- hit && !polynomial(f)
-    undecided <- sprintf("not decided by the slope (interval %.2f to %.2f holds the theory's slope and a flat rate)",
-                         f$lower, f$upper)
     verdict <- if (wide) {
-      undecided
+      sprintf("not decided by the slope (interval %.2f to %.2f holds the theory's slope and a flat rate)",
+              f$lower, f$upper)
     } else if (hit) {
       "reproduced"
     } else if (is.finite(f$upper) && f$upper < min(theory_slope)) {
@@ -312,11 +311,13 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
         # A slope interval from fewer than 5 sizes that happens to contain the
         # theory's slope decides nothing (as for the contrasts).
         sizes <- length(unique(st$n[is.finite(st$loss)]))
-        head <- if (!hit) "not reproduced" else if (sizes < 5) {
-          sprintf("not decided by the slope (only %d sample sizes; interval %.2f to %.2f)",
-                  sizes, f$lower, f$upper)
-        } else if (wide) undecided else "reproduced"
-        maximum_verdict(head, st, maxima, ratio, slope_start, f$slope)
+        reason <- if (hit && sizes < 5) {
+          sprintf("only %d sample sizes; interval %.2f to %.2f", sizes, f$lower, f$upper)
+        } else if (wide) {
+          sprintf("interval %.2f to %.2f holds the theory's slope and a flat rate", f$lower, f$upper)
+        }
+        slope_says <- if (!hit) "not reproduced" else if (is.null(reason)) "reproduced" else "not decided"
+        maximum_verdict(slope_says, reason, st, maxima, ratio, slope_start, f$slope)
       } else if (at_maximum && all(last$converged, na.rm = TRUE)) {
         sprintf(paste0("%s with fits meeting the gradient rule (every fit at n = %d; not checked ",
                        "for a maximum): their median loss there is %.3g, %.0f times their ",
@@ -353,7 +354,9 @@ verdict_row <- function(paper, claim, studies, fast, slow, loss, theory, B, theo
 # The verdict of gradient-rule fits checked by study_maxima(): how many are
 # at a finite local maximum, what makes their loss at the largest n, and
 # whether the likelihood rises along the sharpening of the split.
-maximum_verdict <- function(head, st, maxima, ratio, slope_start, slope) {
+# `slope_says` is what the slope alone says ("reproduced", "not reproduced"
+# or "not decided"), `reason` why it does not decide (or NULL).
+maximum_verdict <- function(slope_says, reason, st, maxima, ratio, slope_start, slope) {
   ok <- maxima[is.na(maxima$error), ]
   n_max <- max(st$n)
   at_max <- sum(ok$at_maximum %in% TRUE)
@@ -372,13 +375,19 @@ maximum_verdict <- function(head, st, maxima, ratio, slope_start, slope) {
   # a fifth of the profiled fits are shown not to be the global maximum, the
   # slope of these fits is not that estimator's rate, whatever it is.
   not_mle <- nrow(profiled) > 0 && rises > 0.2 * nrow(profiled)
-  if (not_mle) {
-    head <- sprintf("cannot be shown by simulation with these fits (the slope alone: %s)", head)
+  head <- if (not_mle) {
+    sprintf("cannot be shown by simulation with these fits (the slope alone: %s%s)", slope_says,
+            if (is.null(reason)) "" else paste(",", reason))
+  } else if (is.null(reason)) {
+    slope_says
+  } else {
+    sprintf("not decided by the slope (%s)", reason)
   }
-  sprintf(paste0("%s with %s: at n = %d their median loss is %.3g, %.0f times their starts' ",
+  times <- if (ratio < 10) sprintf("%.1f", ratio) else sprintf("%.0f", ratio)
+  sprintf(paste0("%s with %s: at n = %d their median loss is %.3g, %s times their starts' ",
                  "(start slope %.2f, fit slope %.2f), %.0f%% of the summed loss the gate-vector ",
                  "(w) term%s"),
-          head, where, n_max, stats::median(big$loss), ratio, slope_start, slope, w_share,
+          head, where, n_max, stats::median(big$loss), times, slope_start, slope, w_share,
           if (nrow(profiled)) sprintf("; along the sharpening of the split the likelihood rises above the fit's in %d of %d fits profiled (n up to %s)%s",
                                       rises, nrow(profiled),
                                       format(max(profiled$n), big.mark = ",", scientific = FALSE),

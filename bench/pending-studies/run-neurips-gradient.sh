@@ -7,7 +7,9 @@
 # Run from the package source with R_LIBS pointing at the build to measure.
 # Session 23 (2026-12-03, package at 0bad043): SIZES=6 REPS=4 into
 # neurips-gradient-6x4 (nice 10) and SIZES=10 REPS=8 into
-# neurips-gradient-10x8 (nice 15); each directory keeps its logs and commit.
+# neurips-gradient-10x8 (nice 15); each directory keeps its logs and commit. The
+# 10 x 8 results ship as inst/extdata/neurips2023-starts-gradient.rds,
+# neurips2023-starts-gradient-public.rds and neurips2023-maximum.rds.
 set -e
 sizes=$1; reps=$2; out=$3; niceness=${4:-10}
 mkdir -p "$out"
