@@ -37,6 +37,14 @@ cpp_expert_eval <- function(X, Y, expert_spec, expert_params, nthreads) {
     .Call(`_moegate_cpp_expert_eval`, X, Y, expert_spec, expert_params, nthreads)
 }
 
+cpp_enclosing_radius <- function(P) {
+    .Call(`_moegate_cpp_enclosing_radius`, P)
+}
+
+cpp_boundary_ratio <- function(gate_spec, gate_params) {
+    .Call(`_moegate_cpp_boundary_ratio`, gate_spec, gate_params)
+}
+
 cpp_gate_info <- function(gate_spec, q, k) {
     .Call(`_moegate_cpp_gate_info`, gate_spec, q, k)
 }

@@ -148,6 +148,30 @@
 #'   halving, so the RSS never increases; `"lbfgs"` and `"none"` run no
 #'   polish (L-BFGS is the fit itself). `fit$polish` reports it likewise
 #'   (`gain`: the RSS it removed).
+#' @param runoff_ratio The run-off guard of least-squares fits of the
+#'   perturbed cosine gate ([gate_perturbed_cosine()]), a single number > 0, or
+#'   `Inf` to switch it off. That gate is linear in
+#'   \eqn{v_i = w_i / (\|w_i\| + \epsilon_w)}{v_i = w_i / (||w_i|| + eps_w)},
+#'   \eqn{\|v_i\| < 1}{||v_i|| < 1}, and a common shift of all \eqn{v_i}
+#'   leaves it unchanged; in over-specified fits the RSS can keep falling as
+#'   the \eqn{v_i} spread towards the unit sphere (the gate norms towards
+#'   infinity, sharpening a gate boundary) with no finite minimum, and the
+#'   Newton polish of the gradient rule follows that path. The guard measures
+#'   it by the boundary ratio \eqn{\rho / (1 - \rho)}{rho / (1 - rho)},
+#'   \eqn{\rho}{rho} the radius of the smallest ball enclosing the
+#'   \eqn{v_i}: the smallest largest gate norm, in units of
+#'   \eqn{\epsilon_w}{eps_w}, over all parameters that give the same gate
+#'   (1.08 at the truth of [study_setting_cosine()], eps = 1). The bound is
+#'   `runoff_ratio` times the ratio at the start when that is above 1 (a
+#'   growth from the start: with a small \eqn{\epsilon_w}{eps_w} interior
+#'   minima lie far out, 25 at the truth of a k = 2 fit with the default
+#'   `eps_w = 0.01`, whose fit ends at 15.7), else `runoff_ratio`. When an
+#'   accepted iterate of L-BFGS or of the polish would take the ratio above the
+#'   bound, the fit stops at the last iterate within it, `fit$converged` is `TRUE` named
+#'   `"runoff"` (so `fit$converged["runoff"]` is `TRUE` exactly when the guard
+#'   stopped the fit, `NA` otherwise) and a `moe_runoff_warning` says so. A
+#'   fit that never crosses the bound (an interior minimum, or a run-off too
+#'   slow to reach it within `maxit`) is the same fit as with `Inf`. Other gates and maximum-likelihood fits ignore it.
 #' @param polish_at,polish_maxit Relative log-likelihood change below which
 #'   the polish starts (likelihood only), and its maximum number of Newton
 #'   (or L-BFGS) iterations.
@@ -209,8 +233,14 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                         gate_optimizer = c("fisher", "lbfgs"), progress = interactive(),
                         stop = c("gradient", "loglik"), lsq_stop = NULL, grad_tol = 1e-6,
                         polish = c("newton", "trust", "lbfgs", "none"), polish_at = 1e-5, polish_maxit = 100,
-                        start_maxit = NULL, start_tol = NULL, start_keep = 1) {
+                        start_maxit = NULL, start_tol = NULL, start_keep = 1,
+                        runoff_ratio = 10) {
   check_number(tol, "tol", lower = 0, lower_open = TRUE)
+  # Inf switches the guard off; check_number() takes finite numbers only.
+  if (!(is.numeric(runoff_ratio) && length(runoff_ratio) == 1 && identical(runoff_ratio, Inf))) {
+    check_number(runoff_ratio, "runoff_ratio", lower = 0, lower_open = TRUE)
+  }
+  runoff_ratio <- as.numeric(runoff_ratio)
   # Least squares takes the gradient rule only when asked for (see `stop`).
   stop_given <- !missing(stop)
   stop <- match_arg(stop)
@@ -247,7 +277,8 @@ moe_control <- function(tol = 1e-8, maxit = 1000, n_starts = 1, init = "mixed",
                  progress = progress, stop = stop, lsq_stop = lsq_stop, grad_tol = grad_tol,
                  polish = polish,
                  polish_at = polish_at, polish_maxit = polish_maxit,
-                 start_maxit = start_maxit, start_tol = start_tol, start_keep = start_keep),
+                 start_maxit = start_maxit, start_tol = start_tol, start_keep = start_keep,
+                 runoff_ratio = runoff_ratio),
             class = "moe_control")
 }
 

@@ -742,7 +742,7 @@ params_from_cpp <- function(gate_par, expert_par, expert, dims) {
 control_cpp <- function(control) {
   control[c("tol", "maxit", "nthreads", "trace", "gate_maxit", "gate_tol",
             "expert_maxit", "expert_tol", "accelerate", "gate_optimizer", "stop", "grad_tol",
-            "polish", "polish_at", "polish_maxit")]
+            "polish", "polish_at", "polish_maxit", "runoff_ratio")]
 }
 
 # ---- the two estimators ------------------------------------------------------
@@ -807,7 +807,8 @@ run_lsq <- function(start, resp, X, U, expert, gate, control, dims, label = "") 
        trace = NULL, iter = res$iter, converged = stats::setNames(res$converged, res$stop_rule),
        gradient_criterion = res$gradient_criterion, polish = res$polish, decreased = FALSE,
        status = if (ok) "ok" else "numerical_failure", ok = ok, posterior = NULL,
-       floor_binds = rep(FALSE, dims$k), rss = res$rss, sigma2 = sigma2, message = res$message)
+       floor_binds = rep(FALSE, dims$k), rss = res$rss, sigma2 = sigma2, message = res$message,
+       runoff = res$runoff)
 }
 
 # The control of a start's short run (moe_control(start_maxit, start_tol)):
@@ -893,6 +894,23 @@ signal_fit_problems <- function(fit, method) {
                                             " iterations); increase `maxit` in moe_control()",
                                             if (!is.null(fit$message)) paste0(" [", fit$message, "]")),
                            call = NULL)))
+  }
+  if (identical(names(fit$converged), "runoff")) {
+    ro <- fit$runoff
+    warning(structure(class = c("moe_runoff_warning", "warning", "condition"),
+                      list(message = sprintf(paste0(
+                        "The least-squares fit of the perturbed cosine gate was stopped by the ",
+                        "run-off guard during its %s (%d L-BFGS evaluations): the next accepted ",
+                        "iterate had boundary ratio %.4g, above the bound %.4g (runoff_ratio = ",
+                        "%g times the start's ratio %.3g, or at least 1); its gate vectors were ",
+                        "running off towards infinite norm, where the RSS has no finite ",
+                        "minimum. The fit is the last iterate within the bound (ratio %.4g), ",
+                        "not a minimum. Usually too many experts: try fewer; or other starts; ",
+                        "moe_control(runoff_ratio = Inf) lets the fit run on"),
+                        if (identical(ro$phase, "polish")) "Newton polish" else "L-BFGS",
+                        fit$iter, ro$refused, ro$bound, ro$runoff_ratio,
+                        ro$start, ro$ratio),
+                        call = NULL)))
   }
   if (any(fit$floor_binds)) {
     warning(structure(class = c("moe_variance_floor_warning", "warning", "condition"),

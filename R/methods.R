@@ -476,12 +476,20 @@ describe_model <- function(x) {
     paste0("Method:  ", if (x$method == "ml") "maximum likelihood (EM)" else "least squares"))
 }
 
+# How the fit ended, for print() and summary(): a fit stopped by the run-off
+# guard (moe_control(runoff_ratio =)) is converged by that rule, not at a
+# minimum.
+convergence_word <- function(converged) {
+  if (identical(names(converged), "runoff")) return("Stopped by the run-off guard")
+  if (isTRUE(converged)) "Converged" else "Did NOT converge"
+}
+
 describe_fit <- function(x, digits) {
   ll <- logLik(x)
   f <- function(v) format(v, digits = max(digits, 5L), nsmall = 2)
   c(paste0("n = ", x$nobs, ", log-likelihood = ", f(as.numeric(ll)), " (df = ", x$df,
            "), AIC = ", f(stats::AIC(ll)), ", BIC = ", f(stats::BIC(ll))),
-    paste0(if (isTRUE(x$converged)) "Converged" else "Did NOT converge", " after ", x$iter,
+    paste0(convergence_word(x$converged), " after ", x$iter,
            if (x$method == "ml") " EM" else " L-BFGS", " iteration", if (x$iter != 1) "s",
            if (length(x$start_objective) > 1) paste0(" (best of ", length(x$start_objective),
                                                      " starts)")),
@@ -630,7 +638,7 @@ print.summary.moe <- function(x, digits = max(3L, getOption("digits") - 3L),
   f <- function(v) format(v, digits = max(digits, 5L), nsmall = 2)
   cat("\nn = ", x$nobs, ", log-likelihood = ", f(x$loglik), " (df = ", x$df, "), AIC = ",
       f(x$aic), ", BIC = ", f(x$bic), "\n", sep = "")
-  cat(if (isTRUE(x$converged)) "Converged" else "Did NOT converge", " after ", x$iter,
+  cat(convergence_word(x$converged), " after ", x$iter,
       if (x$method == "ml") " EM" else " L-BFGS", " iteration", if (x$iter != 1) "s",
       if (x$n_starts > 1) paste0(" (best of ", x$n_starts, " starts)"), "\n", sep = "")
   if (length(x$notes)) cat(paste0("Note: ", x$notes), sep = "\n")

@@ -195,7 +195,10 @@ print.moe_study_setting <- function(x, ...) {
 #'   reference-convention loss) or other `loss_*` columns, `loglik`,
 #'   `loglik_truth`, `iterations`, `converged`, `seconds` (of the fit),
 #'   `error` (`NA` or the error message), with `spread` also `start_c`, with
-#'   `two_start` also `gap`, with `start_loss` also `loss_start`, then
+#'   `two_start` also `gap`, with `start_loss` also `loss_start`, for
+#'   least-squares fits of the perturbed cosine gate also `runoff` (1 when
+#'   the run-off guard, `moe_control(runoff_ratio = )`, stopped the fit, else
+#'   0), then
 #'   `stuck` and the list column `params`
 #'   (fitted [moe_params()], `NULL` when failed). Attributes: `setting`,
 #'   `seed`, `elapsed` (wall time in seconds) and `workers`.
@@ -439,6 +442,10 @@ study_task <- function(setting, n, replication) {
     out$loglik <- fit$loglik
     out$iterations <- as.integer(fit$iter)
     out$converged <- isTRUE(fit$converged)
+    if (identical(setting$method, "lsq") && identical(setting$gate$score, "perturbed_cosine")) {
+      # Stopped by the run-off guard (moe_control(runoff_ratio =)): 1, else 0.
+      out$extra <- c(out$extra, runoff = as.numeric(identical(names(fit$converged), "runoff")))
+    }
     out$params <- fit$params
     scored <- c(spec, list(params = fit$params, loglik = fit$loglik))
     out$losses <- study_loss(setting, scored)
@@ -505,7 +512,9 @@ study_fit <- function(setting, data, starts) {
             method = setting$method, control = control),
     moe_convergence_warning = function(w) invokeRestart("muffleWarning"),
     moe_variance_floor_warning = function(w) invokeRestart("muffleWarning"),
-    moe_degenerate_warning = function(w) invokeRestart("muffleWarning"))
+    moe_degenerate_warning = function(w) invokeRestart("muffleWarning"),
+    # Recorded by study_task() (extra column `runoff`).
+    moe_runoff_warning = function(w) invokeRestart("muffleWarning"))
 }
 
 # Covariates and response of one replication.

@@ -170,6 +170,29 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_enclosing_radius
+double cpp_enclosing_radius(const Eigen::Map<Eigen::MatrixXd> P);
+RcppExport SEXP _moegate_cpp_enclosing_radius(SEXP PSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const Eigen::Map<Eigen::MatrixXd> >::type P(PSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_enclosing_radius(P));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_boundary_ratio
+double cpp_boundary_ratio(const List gate_spec, const List gate_params);
+RcppExport SEXP _moegate_cpp_boundary_ratio(SEXP gate_specSEXP, SEXP gate_paramsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< const List >::type gate_spec(gate_specSEXP);
+    Rcpp::traits::input_parameter< const List >::type gate_params(gate_paramsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_boundary_ratio(gate_spec, gate_params));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_gate_info
 Rcpp::List cpp_gate_info(const List gate_spec, int q, int k);
 RcppExport SEXP _moegate_cpp_gate_info(SEXP gate_specSEXP, SEXP qSEXP, SEXP kSEXP) {
@@ -271,6 +294,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_moegate_cpp_observed_information", (DL_FUNC) &_moegate_cpp_observed_information, 9},
     {"_moegate_cpp_lsq_objective", (DL_FUNC) &_moegate_cpp_lsq_objective, 10},
     {"_moegate_cpp_expert_eval", (DL_FUNC) &_moegate_cpp_expert_eval, 5},
+    {"_moegate_cpp_enclosing_radius", (DL_FUNC) &_moegate_cpp_enclosing_radius, 1},
+    {"_moegate_cpp_boundary_ratio", (DL_FUNC) &_moegate_cpp_boundary_ratio, 2},
     {"_moegate_cpp_gate_info", (DL_FUNC) &_moegate_cpp_gate_info, 3},
     {"_moegate_cpp_thread_count", (DL_FUNC) &_moegate_cpp_thread_count, 2},
     {"_moegate_cpp_nearest_centre", (DL_FUNC) &_moegate_cpp_nearest_centre, 5},

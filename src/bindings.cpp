@@ -214,6 +214,9 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
   }
   if (control.containsElementNamed("polish_maxit"))
     ctl.polish_maxit = Rcpp::as<int>(control["polish_maxit"]);
+  // Absent (a control stored before the guard): off, so that such fits replay.
+  ctl.runoff_ratio = control_double(control, "runoff_ratio",
+                                    std::numeric_limits<double>::infinity());
   VectorXd w_store;
   ctl.weights = control_weights(control, w_store);
   const int trace = trace_from(control);
@@ -234,7 +237,13 @@ Rcpp::List cpp_lsq_fit(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map<Eig
                       Named("polish") = Rcpp::NumericVector::create(
                           Named("runs") = res.polishes, Named("evaluations") = res.polish_evals,
                           Named("gain") = res.polish_gain),
-                      Named("message") = res.message);
+                      Named("message") = res.message,
+                      Named("runoff") = Rcpp::List::create(
+                          Named("ratio") = res.boundary_ratio,
+                          Named("refused") = res.runoff_refused,
+                          Named("start") = res.runoff_start, Named("bound") = res.runoff_bound,
+                          Named("runoff_ratio") = ctl.runoff_ratio,
+                          Named("phase") = res.runoff_in));
 }
 
 // [[Rcpp::export]]
@@ -411,6 +420,22 @@ Rcpp::List cpp_expert_eval(const Eigen::Map<Eigen::MatrixXd> X, const Eigen::Map
   MatrixXd Mu;
   if (es.family == "gaussian") expert->mean(X, ep, Mu);
   return List::create(Named("log_density") = logF, Named("mean") = Mu);
+}
+
+// The radius of the smallest ball enclosing the columns of P
+// (enclosing_radius()).
+// [[Rcpp::export]]
+double cpp_enclosing_radius(const Eigen::Map<Eigen::MatrixXd> P) {
+  return enclosing_radius(P);
+}
+
+// Gate::boundary_ratio() of a gate configuration at the given parameters
+// (NA where it does not apply).
+// [[Rcpp::export]]
+double cpp_boundary_ratio(const List gate_spec, const List gate_params) {
+  const GateParams gp = gate_params_from(gate_params);
+  Gate gate(gate_spec_from(gate_spec, List()), gp.W.rows(), gp.W.cols());
+  return gate.boundary_ratio(gp);
 }
 
 // Which gate parameters are free for a configuration (reference convention).

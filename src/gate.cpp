@@ -278,6 +278,32 @@ Gate::Gate(const GateSpec& spec, Index q, Index k)
   w_ref_ = inv && score_->translation_invariant() && act_->is_identity();
 }
 
+// The perturbed cosine score is linear in v_i = w_i / (||w_i|| + eps_w):
+// s_ni = v_i'u_n / (||u_n|| + eps_u), with ||v_i|| < 1. Under the softmax
+// (identity activation) adding one vector c to every v_i adds the same
+// c'u_n / (||u_n|| + eps_u) to every logit of row n: an exact invariance,
+// so only the differences of the v_i matter, and a measure of how far the
+// gate has run off towards the sphere ||v|| = 1 must be shift invariant.
+// The smallest enclosing ball's radius rho = min_c max_i ||v_i - c|| is the
+// shift-invariant spread of the v_i, and rho < 1 (the ball of radius
+// max_i ||v_i|| about 0 encloses them): the v_i can only spread that far.
+// Moreover ||w|| = eps_w ||v|| / (1 - ||v||) increases with ||v||, so
+// rho / (1 - rho) is the smallest largest gate norm max_i ||w_i|| / eps_w
+// over all parameters giving this gate (shift the v_i so that the ball's
+// centre is 0): a fit whose ratio grows without bound is one whose gate
+// norms cannot be kept finite by any choice of the invariance, the run-off
+// of an RSS with no finite minimum, not a large but finite optimum in one
+// representation. At the cosine-router study's truth (eps_w = 1) it is 1.08.
+double Gate::boundary_ratio(const GateParams& p) const {
+  if (spec_.score != "perturbed_cosine" || !(spec_.eps_w > 0) || !act_->is_identity() ||
+      !norm_->translation_invariant() || p.W.cols() == 0)
+    return std::numeric_limits<double>::quiet_NaN();
+  MatrixXd V = p.W;
+  for (Index i = 0; i < V.cols(); ++i) V.col(i) /= V.col(i).norm() + spec_.eps_w;
+  const double rho = enclosing_radius(V);
+  return rho < 1.0 ? rho / (1.0 - rho) : std::numeric_limits<double>::infinity();
+}
+
 bool Gate::linear_softmax() const {
   return spec_.score == "inner" && act_->is_identity() && spec_.normaliser == "softmax" &&
          !spec_.estimate_tau;

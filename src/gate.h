@@ -182,6 +182,13 @@ class Gate {
                GateCache* cache = nullptr) const;
   const MstepStats& last_mstep_stats() const { return stats_; }
 
+  // How far along a run-off towards the unit sphere the perturbed cosine
+  // router is: rho / (1 - rho), rho the radius of the smallest ball
+  // enclosing v_i = w_i / (||w_i|| + eps_w), i = 1..k (see gate.cpp for why).
+  // NaN for every other configuration (other scores, eps_w = 0, an
+  // activation or a normaliser that breaks the shift invariance of the v_i).
+  double boundary_ratio(const GateParams& p) const;
+
  private:
   bool linear_softmax() const;
   int maxit_or(int dflt) const { return spec_.gate_maxit > 0 ? spec_.gate_maxit : dflt; }

@@ -102,11 +102,12 @@ const int kLsqQuasiSteps = MOEGATE_LSQ_QUASI_STEPS;
 // evaluate anyway, with polish_newton()'s tests for when to difference again
 // (a halved step, less than half the predicted decrease, a crawl). Ends
 // when the relative gradient is at most grad_tol, no step lowers the RSS, or
-// after polish_maxit iterations. Returns which: "gradient", "stalled" or
-// "maxit".
+// after polish_maxit iterations, or when `guard` (optional) refuses an
+// accepted step (x, f and g then stay at the last step it allowed). Returns
+// which: "gradient", "stalled", "maxit" or "runoff".
 template <class Eval>
 std::string lsq_polish(Eval&& eval, VectorXd& x, double& f, VectorXd& g, const LsqControl& ctl,
-                       LsqResult& res) {
+                       const std::function<bool(const VectorXd&)>& guard) {
   const Index m = x.size();
   MatrixXd H(m, m);
   VectorXd gj, gt, xt;
@@ -152,6 +153,7 @@ std::string lsq_polish(Eval&& eval, VectorXd& x, double& f, VectorXd& g, const L
       quasi_steps = 0;  // the updated Hessian misled: difference it again
       continue;
     }
+    if (guard && guard(xt)) return "runoff";
     // The quadratic model's predicted decrease along the accepted step.
     const double predicted = -(t * g.dot(delta) + 0.5 * t * t * delta.dot(H * delta));
     const VectorXd step = xt - x, dg = gt - g;
@@ -187,6 +189,44 @@ LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X
   gate.normalise_reference(gp);
   const VectorXd x0 = prob.pack(gp, coef0);
   int evals = 0;
+  // The run-off guard, where the gate has the geometry (boundary_ratio() is
+  // NaN elsewhere). Its bound is runoff_ratio times the start's ratio, or
+  // runoff_ratio itself when that is below 1: the ratio is the gate norm in
+  // units of eps_w, and with a small eps_w interior minima lie far out
+  // (gate_perturbed_cosine()'s default eps_w = 0.01: the truth of
+  // tests/testthat/test-lsq.R's k = 2 fit has ratio 25.1, its least-squares
+  // fit 15.7, and a bound of 10 stopped that fit 31 above the truth's RSS of
+  // 42.8), so the bound measures growth from where the fit started; starts
+  // near eps_w's scale (ratio 1 and below) get runoff_ratio. The guard
+  // watches the accepted iterates (L-BFGS's new best points, the polish's
+  // accepted steps) and refuses the first whose ratio exceeds the bound. The
+  // fit keeps the last iterate within the bound rather than the one that
+  // crossed: a single Newton step can carry the ratio from below the bound
+  // to far beyond it, so only the former bounds the returned gate norms by
+  // the bound (max_i ||w_i|| <= eps_w bound after the shift of the v_i that
+  // centres them); the RSS the crossing step would remove is what a run-off
+  // gains, not a step towards a finite minimum. The guard only reads the
+  // iterates: a fit it never stops is the fit without it.
+  auto ratio_at = [&](const VectorXd& x) {
+    GateParams gq;
+    MatrixXd cq;
+    prob.unpack(x, gq, cq);
+    return gate.boundary_ratio(gq);
+  };
+  const double start_ratio = ratio_at(x0);
+  const bool guarded = ctl.runoff_ratio < std::numeric_limits<double>::infinity() &&
+                       std::isfinite(start_ratio);
+  const double bound = ctl.runoff_ratio * std::max(1.0, start_ratio);
+  double refused = std::numeric_limits<double>::quiet_NaN();
+  std::function<bool(const VectorXd&)> guard;
+  if (guarded) {
+    guard = [&](const VectorXd& x) {
+      const double r = ratio_at(x);
+      if (r <= bound) return false;
+      refused = r;
+      return true;
+    };
+  }
   // The objective per unit of weight (per observation when unweighted).
   const double scale = ctl.weights ? std::max(ctl.weights->sum(), 1e-300)
                                    : static_cast<double>(std::max<Index>(X.rows(), 1));
@@ -197,7 +237,7 @@ LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X
         if (ctl.between) ctl.between(++evals, rss);
         return rss / scale;
       },
-      x0, ctl.maxit, ctl.tol, 1e-10, 60);
+      x0, ctl.maxit, ctl.tol, 1e-10, 60, 6, guard);
   LsqResult res;
   res.converged = opt.finished;
   res.message = opt.message;
@@ -214,7 +254,11 @@ LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X
     res.converged = g.norm() <= 1e-6 * std::max(1.0, f);
   }
   res.stop_rule = res.converged ? "rss" : maxit ? "maxit" : "stalled";
-  if (ctl.gradient_stop && std::isfinite(f) && g.size() == x.size() && g.allFinite()) {
+  if (opt.guarded) {
+    res.converged = true;
+    res.stop_rule = "runoff";
+    res.runoff_in = "lbfgs";
+  } else if (ctl.gradient_stop && std::isfinite(f) && g.size() == x.size() && g.allFinite()) {
     std::string rule = relative_gradient(g, x, 1.0) <= ctl.grad_tol ? "gradient"
                        : maxit ? "maxit" : "stalled";
     if (rule != "gradient" && ctl.polish_newton) {
@@ -227,17 +271,22 @@ LsqResult lsq_fit(const Gate& gate, const std::string& activation, const CMat& X
         if (ctl.between) ctl.between(++evals, rss);
         return rss / scale;
       };
-      rule = lsq_polish(eval, x, f, g, ctl, res);
+      rule = lsq_polish(eval, x, f, g, ctl, guard);
       res.polish_gain = (f_before - f) * scale;
+      if (rule == "runoff") res.runoff_in = "polish";
     }
-    res.converged = rule == "gradient";
+    res.converged = rule == "gradient" || rule == "runoff";
     res.stop_rule = rule;
   }
+  if (res.stop_rule == "runoff") res.runoff_refused = refused;
+  res.runoff_start = start_ratio;
+  res.runoff_bound = guarded ? bound : std::numeric_limits<double>::infinity();
   if (g.size() == x.size()) res.gradient_criterion = relative_gradient(g, x, 1.0);
   res.iter = opt.evals;
   prob.unpack(x, gp, res.coef);
   gate.normalise_reference(gp);
   res.gate = gp;
+  res.boundary_ratio = gate.boundary_ratio(gp);
   res.rss = f * scale;
   return res;
 }

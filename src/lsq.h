@@ -22,6 +22,11 @@ struct LsqControl {
   double grad_tol = 1e-6;
   bool polish_newton = false;
   int polish_maxit = 100;
+  // The run-off guard of the perturbed cosine router (Gate::boundary_ratio()):
+  // the fit stops, keeping the last iterate within the bound, when an
+  // accepted iterate's boundary ratio exceeds runoff_ratio times
+  // max(1, the start's ratio) (infinite: off).
+  double runoff_ratio = std::numeric_limits<double>::infinity();
   int nthreads = 1;
   const VectorXd* weights = nullptr;  // case weights (n), or nullptr
   // Called after every objective evaluation with (evaluation, RSS) when set
@@ -36,9 +41,20 @@ struct LsqResult {
   int iter = 0;        // objective evaluations of L-BFGS
   bool converged = false;
   // Which rule stopped the fit: "gradient", "rss" (L-BFGS's relative change
-  // or gradient test), "maxit" or "stalled" (no step lowered the RSS before
-  // the rule held).
+  // or gradient test), "maxit", "stalled" (no step lowered the RSS before
+  // the rule held) or "runoff" (the run-off guard; converged is then true:
+  // the fit ended by a rule, at the last iterate within the bound).
   std::string stop_rule = "maxit";
+  // Gate::boundary_ratio() at the result (NaN where it does not apply), and
+  // with stop_rule "runoff" that of the iterate the guard refused (in L-BFGS
+  // or in the polish, `runoff_in`).
+  double boundary_ratio = std::numeric_limits<double>::quiet_NaN();
+  double runoff_refused = std::numeric_limits<double>::quiet_NaN();
+  // The ratio at the start and the guard's bound (runoff_ratio times the
+  // start's ratio when above 1; infinite when the guard is off).
+  double runoff_start = std::numeric_limits<double>::quiet_NaN();
+  double runoff_bound = std::numeric_limits<double>::infinity();
+  std::string runoff_in;
   double gradient_criterion = std::numeric_limits<double>::quiet_NaN();  // at the result
   int polishes = 0;          // Newton polishes run (0 or 1)
   int polish_evals = 0;      // their RSS-and-gradient evaluations

@@ -1,4 +1,5 @@
 #include "numerics.h"
+#include <algorithm>
 #if !defined(_WIN32)
 #include <pthread.h>
 #endif
@@ -469,6 +470,96 @@ void scale_columns(const CMat& M, const VectorXd& centre, const VectorXd& scale,
       for (Index r = 0; r < n; ++r) o[r] = M(r, j);
     }
   }
+}
+
+// ---- Smallest enclosing ball ----------------------------------------------------
+
+namespace {
+
+// The current ball of the move-to-front recursion and its support, with the
+// orthogonalised support offsets of Gaertner's incremental push (B. Gaertner,
+// "Fast and robust smallest enclosing balls", ESA 1999): support point m is
+// q0 + Q_m; v_m is Q_m orthogonalised against v_1..v_{m-1}, z_m = 2 ||v_m||^2,
+// and c_m, r2_m the smallest ball with support points 0..m on its boundary.
+class EnclosingBall {
+ public:
+  explicit EnclosingBall(Index d) : d_(d) {}
+  Index size() const { return m_; }
+  // Squared distance of p from the current centre minus the squared radius
+  // (positive: outside); every point is outside the empty ball (no push yet).
+  // The current ball is the last one pushed: pop() keeps it.
+  double excess(const VectorXd& p) const {
+    if (c_.empty()) return std::numeric_limits<double>::infinity();
+    return (p - c_.back()).squaredNorm() - r2_.back();
+  }
+  // Push p onto the support; false (nothing changed) when p lies on the
+  // support's affine hull to rounding.
+  bool push(const VectorXd& p) {
+    if (m_ == 0) {
+      q0_ = p;
+      v_.assign(1, VectorXd::Zero(d_));
+      z_.assign(1, 0.0);
+      c_.assign(1, p);
+      r2_.assign(1, 0.0);
+      m_ = 1;
+      return true;
+    }
+    const VectorXd Q = p - q0_;
+    VectorXd vm = Q;
+    for (Index i = 1; i < m_; ++i) vm -= (2.0 * v_[i].dot(Q) / z_[i]) * v_[i];
+    const double z = 2.0 * vm.squaredNorm();
+    if (!(z > 2e-24 * Q.squaredNorm())) return false;
+    const double e = (p - c_[m_ - 1]).squaredNorm() - r2_[m_ - 1];
+    const double f = e / z;
+    // The stacks hold levels 0..m_-1 only: after pops, overwrite level m_.
+    v_.resize(m_); z_.resize(m_); c_.resize(m_); r2_.resize(m_);
+    v_.push_back(vm);
+    z_.push_back(z);
+    c_.push_back(c_[m_ - 1] + f * vm);
+    r2_.push_back(r2_[m_ - 1] + 0.5 * e * f);
+    m_++;
+    return true;
+  }
+  // Drop the last support point; the ball stays (it still encloses the
+  // points seen, with the remaining support on its boundary).
+  void pop() { m_--; }
+  const VectorXd& centre() const { return c_.back(); }
+
+ private:
+  Index d_;
+  Index m_ = 0;
+  VectorXd q0_;
+  std::vector<VectorXd> v_, c_;
+  std::vector<double> z_, r2_;
+};
+
+// Gaertner's mtf_mb(): the smallest ball enclosing the points before `end`
+// in `order` with the current support on its boundary.
+void move_to_front_ball(const MatrixXd& P, std::vector<Index>& order, size_t end,
+                        EnclosingBall& ball) {
+  if (ball.size() == P.rows() + 1) return;
+  for (size_t i = 0; i < end; ++i) {
+    const VectorXd p = P.col(order[i]);
+    if (ball.excess(p) > 0 && ball.push(p)) {
+      move_to_front_ball(P, order, i, ball);
+      ball.pop();
+      std::rotate(order.begin(), order.begin() + i, order.begin() + i + 1);
+    }
+  }
+}
+
+}  // namespace
+
+double enclosing_radius(const MatrixXd& P) {
+  const Index k = P.cols();
+  if (k == 0) return 0.0;
+  std::vector<Index> order(static_cast<size_t>(k));
+  for (Index i = 0; i < k; ++i) order[static_cast<size_t>(i)] = i;
+  EnclosingBall ball(P.rows());
+  move_to_front_ball(P, order, order.size(), ball);
+  double r = 0.0;
+  for (Index i = 0; i < k; ++i) r = std::max(r, (P.col(i) - ball.centre()).norm());
+  return r;
 }
 
 }  // namespace moegate

@@ -7,6 +7,7 @@
 
 #include <RcppEigen.h>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -279,16 +280,26 @@ struct LbfgsResult {
   int evals;
   bool finished;
   std::string message;
+  bool guarded = false;  // stopped by the `guard` of lbfgs_best()
 };
+
+// Thrown by lbfgs_best()'s evaluation wrapper to leave LBFGSpp's solver when
+// the guard refuses a point (not a std::exception: only lbfgs_best() catches it).
+struct LbfgsGuardStop {};
 
 // Minimise f(x, grad) (returning the objective and filling its gradient) by
 // L-BFGS (LBFGSpp, More-Thuente line search), keeping the best point seen: a
 // line search that fails near a flat optimum never loses progress, and
 // non-finite evaluations count as +Inf.
 // `memory`: correction pairs kept (LBFGSpp's m; its default 6).
+// `guard` (optional): asked about every point after the start that would
+// become the best seen; when it returns true L-BFGS stops there, the best point stays the
+// previous one and `guarded` is set. It only reads the points, so a run it
+// never stops is the same run as without it.
 template <class F>
 LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
-                       int max_linesearch, int memory = 6) {
+                       int max_linesearch, int memory = 6,
+                       const std::function<bool(const VectorXd&)>& guard = nullptr) {
   LbfgsResult res{x, std::numeric_limits<double>::infinity(), 0, false, ""};
   auto tracked = [&](const VectorXd& xc, VectorXd& grad) {
     ++res.evals;
@@ -297,7 +308,11 @@ LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
       grad.setZero();
       return std::numeric_limits<double>::infinity();
     }
-    if (v < res.f) { res.f = v; res.x = xc; }
+    if (v < res.f) {
+      if (guard && res.evals > 1 && guard(xc)) throw LbfgsGuardStop();
+      res.f = v;
+      res.x = xc;
+    }
     return v;
   };
   VectorXd g0(x.size());
@@ -319,11 +334,27 @@ LbfgsResult lbfgs_best(F&& f, VectorXd x, int maxit, double delta, double eps,
     const int iters = solver.minimize(tracked, x, fx);
     res.finished = iters < maxit;
     res.message = res.finished ? "converged" : "maximum iterations reached";
+  } catch (const LbfgsGuardStop&) {
+    res.guarded = true;
+    res.message = "stopped by the guard";
   } catch (const std::exception& e) {
     res.message = std::string("line search ended: ") + e.what();
   }
   return res;
 }
+
+// ---- Smallest enclosing ball ------------------------------------------------
+
+// The radius of the smallest ball enclosing the columns of P (d x k points):
+// Welzl's algorithm in Gaertner's move-to-front form (deterministic: the
+// points are taken in column order, no shuffling), exact up to rounding.
+// A point is pushed onto the ball's support only when it lies off the
+// affine hull of the support (orthogonal part above a relative 1e-12 of its
+// offset); coincident and collinear points therefore never make a singular
+// support. The radius returned is the largest distance of any column from
+// the centre found, so the ball encloses every point whatever the rounding.
+// 0 points: 0.
+double enclosing_radius(const MatrixXd& P);
 
 // ---- Column helpers of the R-side checks and starts (read in place) --------
 

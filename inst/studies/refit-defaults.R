@@ -104,6 +104,9 @@ fresh_control <- function(setting, replay) {
   # for them too.
   if (is.null(stored$lsq_stop)) args$lsq_stop <- "loglik"
   if (replay) {
+    # Controls stored before moe_control(runoff_ratio =) ran without the
+    # run-off guard (a stored control lacking the field still does).
+    args$runoff_ratio <- if (is.null(stored$runoff_ratio)) Inf else stored$runoff_ratio
     args$accelerate <- if (is.null(stored$accelerate)) "none" else stored$accelerate
     args$gate_maxit <- if (!is.null(stored$gate_maxit)) stored$gate_maxit else
       if (linear_softmax(setting$gate)) 50L
