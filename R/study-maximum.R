@@ -55,6 +55,20 @@
 #' directions tried, is not attained), whether or not the fit itself sits on
 #' that path.
 #'
+#' Least-squares fits of the perturbed cosine gate get a run-off check of
+#' their own: that gate is linear in \eqn{v_i = w_i/(\|w_i\| + \epsilon_w)},
+#' \eqn{\|v_i\| < 1}, and the RSS extends continuously to the closed ball
+#' \eqn{\|v_i\| \le 1} (gate norms at infinity), a compact set on which it has
+#' a minimum. From the continued point the RSS is minimised over it (each
+#' \eqn{v_i} in polar form, a radius in \eqn{[0, 1]} and a direction, with
+#' the intercepts and expert coefficients, by L-BFGS-B with the analytic
+#' gradient); a best point on the boundary, judged by the shift-invariant
+#' spread of the \eqn{v_i} (the radius \eqn{\rho} of their smallest
+#' enclosing ball at least `1 - boundary_tol`: no common shift, an exact
+#' invariance, brings every \eqn{v_i} inside), means the RSS falls all the way
+#' to infinite gate norms: a run-off, not a finite minimum (column
+#' `boundary`).
+#'
 #' @param study A [rate_study()] result of one batch (one seed) fitted by
 #'   maximum likelihood, with its stored parameters.
 #' @param rows Row numbers of `study` to check (default all with a fit).
@@ -65,6 +79,9 @@
 #'   sharpness at which to profile the log-likelihood. The profile walks up to
 #'   the largest through a grid of ratio at most 1.5 (warm starts), and
 #'   reports every point of it.
+#' @param boundary_tol Least-squares perturbed-cosine studies: the best point
+#'   over the closed v-ball is on its boundary when the radius of the
+#'   smallest ball enclosing its \eqn{v_i} is at least `1 - boundary_tol`.
 #' @return A data frame with one row per fit: `row`, `n`, `replication`,
 #'   `loglik` (stored), `criterion` (relative gradient at the stored
 #'   estimate), `newton_steps`, `newton_stop` (what ended the continuation:
@@ -98,7 +115,12 @@
 #'   boundary of the parameter space) is not continued: its row has
 #'   `newton_stop = "variance_floor"`, `at_maximum = FALSE`, its stored
 #'   `loglik` and the losses of the stored fit. A check that fails has only
-#'   `row`, `n`, `replication` and `error`.
+#'   `row`, `n`, `replication` and `error`. Least-squares studies of the
+#'   perturbed cosine gate also have `ball_gain` (the RSS removed by the
+#'   v-ball minimisation below, from the continued point), `ball_ratio` (the
+#'   boundary ratio \eqn{\rho/(1-\rho)} at its best point, `Inf` at
+#'   \eqn{\rho = 1}) and `boundary` (that best point on the boundary: the fit
+#'   is at no finite minimum, and `at_maximum` is then `FALSE`).
 #' @seealso [rate_study()], [refit_study()], [moe_control()].
 #' @examples
 #' \donttest{
@@ -110,7 +132,7 @@
 #' }
 #' @export
 study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
-                         sharpen = NULL) {
+                         sharpen = NULL, boundary_tol = 1e-6) {
   if (!inherits(study, "moe_rate_study") || !inherits(attr(study, "setting"), "moe_study_setting")) {
     stop_arg("study", "a rate_study() result with its setting", got = study)
   }
@@ -133,6 +155,8 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
   }
   check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
   newton_maxit <- check_count(newton_maxit, "newton_maxit")
+  check_number(boundary_tol, "boundary_tol", lower = 0, upper = 1, lower_open = TRUE)
+  ball <- ball_check_applies(setting)
   if (!is.null(sharpen)) {
     if (!is.numeric(sharpen) || length(sharpen) == 0 || anyNA(sharpen) || any(sharpen < 1) ||
         any(!is.finite(sharpen))) {
@@ -196,6 +220,15 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
                       at_maximum = cont$stop != "maxit" && e$values[last] > 0 &&
                         cont$criterion <= settle,
                       row.names = NULL)
+    if (ball) {
+      # The run-off check: the best RSS over the closed v-ball from the
+      # continued point; on the boundary, the fit is no finite minimum.
+      b <- ball_minimum(setting, data, params)
+      row$ball_gain <- b$rss_start - b$rss
+      row$ball_ratio <- b$ratio
+      row$boundary <- b$rho >= 1 - boundary_tol
+      row$at_maximum <- row$at_maximum && !row$boundary
+    }
     row <- cbind(row, as.data.frame(as.list(losses)))
     if (!is.null(sharpen)) {
       prof <- sharpen_profile(ev, cont$theta, sharpen, grad_tol, newton_maxit, setting,
@@ -349,6 +382,120 @@ lsq_maximum_evaluator <- function(setting, data, params) {
       p$expert$coef[] <- r$coef
       p
     })
+}
+
+# ---- the run-off check of least-squares perturbed-cosine fits -----------------
+
+# Whether a study's fits get the v-ball check: least squares with the
+# perturbed cosine score under the softmax (identity activation and input
+# transform, so the score is linear in v_i = w_i / (||w_i|| + eps_w) and the
+# RSS extends continuously to ||v_i|| = 1), and experts whose activation the
+# check differentiates.
+ball_check_applies <- function(setting) {
+  g <- setting$gate
+  identical(setting$method, "lsq") && identical(g$score, "perturbed_cosine") && g$eps_w > 0 &&
+    identical(g$activation, "identity") && identical(g$normalizer, "softmax") &&
+    identical(g$transform, "identity") && is.null(g$transform_fun) && !isTRUE(g$estimate_tau) &&
+    setting$expert$activation %in% c("identity", "tanh")
+}
+
+# The smallest RSS over the closed v-ball from a fit's parameters. The
+# perturbed cosine score is v_i'u / (||u|| + eps_u) with ||v_i|| < 1; as the
+# gate norms run off to infinity the v_i reach the unit sphere, where the RSS
+# is still defined (the scores stay bounded). Over the compact set of
+# ||v_i|| <= 1 the RSS has a minimum: a fit whose RSS has no finite minimum
+# (a run-off) has it on the boundary, a regular fit inside. Each v_i is
+# r_i z_i / ||z_i|| with r_i in [0, 1] (polar coordinates: a radius and a
+# direction), minimised with the intercepts (the last one 0, the softmax's
+# reference) and the expert coefficients by L-BFGS-B with the analytic
+# gradient. Because a common shift of the v_i leaves the RSS unchanged,
+# "on the boundary" is judged on the shift-invariant spread: the radius rho
+# of the smallest ball enclosing the v_i at the best point (rho = 1: no shift
+# brings every v_i inside), reported as the boundary ratio rho / (1 - rho)
+# (Inf at rho = 1). Returns the best RSS, that ratio, its rho, L-BFGS-B's
+# convergence code and its iterations.
+ball_minimum <- function(setting, data, params, maxit = 3000) {
+  pr <- ball_problem(setting, data, params)
+  opt <- stats::optim(pr$par0, pr$fn, pr$gr, method = "L-BFGS-B", lower = pr$lower,
+                      upper = pr$upper, control = list(maxit = maxit, factr = 10, pgtol = 0,
+                                                       lmm = 10))
+  Vb <- pr$v(opt$par)
+  rho <- cpp_enclosing_radius(Vb)
+  list(rss = opt$value * pr$n, rss_start = pr$fn(pr$par0) * pr$n, rho = rho,
+       ratio = if (rho < 1) rho / (1 - rho) else Inf, convergence = opt$convergence,
+       iterations = opt$counts[["function"]], v = Vb)
+}
+
+# The v-ball problem of ball_minimum(): RSS / n and its gradient in the
+# polar parameters (r_1..r_k, z_1..z_k, b0_1..b0_{k-1}, expert coefficients),
+# the start from `params`, the bounds, and v(par).
+ball_problem <- function(setting, data, params) {
+  g <- setting$gate
+  eps_w <- g$eps_w
+  U <- gate_input(g, data$Z)
+  Ut <- U / (sqrt(rowSums(U^2)) + g$eps_u)
+  X <- data$X
+  y <- as.numeric(data$y)
+  n <- nrow(X)
+  q <- ncol(U)
+  k <- setting$k
+  p <- ncol(X)
+  tau <- params$gate$tau %||% 1
+  inside <- identical(g$intercept, "inside")
+  tanh_act <- identical(setting$expert$activation, "tanh")
+  W <- params$gate$W
+  V <- sweep(W, 2, sqrt(colSums(W^2)) + eps_w, "/")
+  r0 <- sqrt(colSums(V^2))
+  Z0 <- V
+  Z0[, r0 == 0] <- c(1, numeric(q - 1))
+  b00 <- params$gate$b0 - params$gate$b0[k]
+  par0 <- c(pmin(r0, 1), as.numeric(Z0), b00[-k], as.numeric(params$expert$coef))
+  parts <- function(par) {
+    r <- par[seq_len(k)]
+    Z <- matrix(par[k + seq_len(q * k)], q, k)
+    zn <- sqrt(colSums(Z^2))
+    b0 <- c(par[k + q * k + seq_len(k - 1)], 0)
+    A <- matrix(par[k + q * k + k - 1 + seq_len(p * k)], p, k)
+    list(r = r, Z = Z, zn = zn, D = sweep(Z, 2, zn, "/"), b0 = b0, A = A)
+  }
+  forward <- function(x) {
+    V <- sweep(x$D, 2, x$r, "*")
+    S <- Ut %*% V
+    H <- if (inside) sweep(S, 2, x$b0, "+") / tau else sweep(S / tau, 2, x$b0, "+")
+    H <- H - apply(H, 1, max)
+    G <- exp(H)
+    G <- G / rowSums(G)
+    eta <- X %*% x$A
+    Mu <- if (tanh_act) tanh(eta) else eta
+    m <- rowSums(G * Mu)
+    list(V = V, G = G, Mu = Mu, e = y - m, m = m)
+  }
+  fn <- function(par) {
+    f <- forward(parts(par))
+    sum(f$e^2) / n
+  }
+  gr <- function(par) {
+    x <- parts(par)
+    f <- forward(x)
+    # d (RSS / n) / d h_ni = -2 e_n G_ni (Mu_ni - m_n) / n
+    dH <- (-2 / n) * f$e * f$G * (f$Mu - f$m)
+    dS <- dH / tau
+    dV <- crossprod(Ut, dS)
+    db0 <- colSums(if (inside) dS else dH)
+    dr <- colSums(x$D * dV)
+    # d v / d z = r (I - d d') / ||z||
+    dZ <- sweep(dV - sweep(x$D, 2, dr, "*"), 2, x$r / x$zn, "*")
+    dMu <- if (tanh_act) 1 - f$Mu^2 else 1
+    dA <- crossprod(X, (-2 / n) * f$e * f$G * dMu)
+    c(dr, as.numeric(dZ), db0[-k], as.numeric(dA))
+  }
+  list(par0 = par0, fn = fn, gr = gr, n = n,
+       lower = c(rep(0, k), rep(-Inf, length(par0) - k)),
+       upper = c(rep(1, k), rep(Inf, length(par0) - k)),
+       v = function(par) {
+         x <- parts(par)
+         sweep(x$D, 2, x$r, "*")
+       })
 }
 
 # Observed information (minus the Hessian, central differences of the score)

@@ -45,7 +45,13 @@
 #' eigenvalue of the information beyond the invariances above 1e-7: run-offs
 #' pass the local check with eigenvalues near 1e-10); with fewer than 80% of either router's fits at the
 #' largest \eqn{n} passing (or without the check) the contrast cannot be
-#' shown with those fits. The
+#' shown with those fits. The same rows at the gradient rule with the Newton
+#' polish and the run-off guard come from `cosine-router-k3-gradient.rds` and
+#' `cosine-router-k3-gradient-maximum.rds` when shipped; there a perturbed
+#' router's fit whose best RSS over the closed v-ball is on its boundary (a
+#' run-off, column `boundary` of [study_maxima()]) is not at a regular
+#' minimum, and the verdict says how many such fits and how many the guard
+#' stopped. The
 #' population-level rows compare local exponents (see
 #' [vanishing_hellinger_profile()]).
 #'
@@ -100,6 +106,16 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
   if (2 %in% papers && !is.null(run <- read("cosine-router-k3.rds"))) {
     rows <- c(rows, cosine_overspecified_verdicts(run, read("cosine-router-k3-maximum.rds")$checks,
                                                   "cosine router (arXiv 2405.14131)", B))
+  }
+  # The same study at the gradient rule with the Newton polish and the
+  # run-off guard (cosine-router.R --k=3 --stop=gradient), checked by
+  # cosine-router-maximum.R --file=cosine-router-k3-gradient.rds.
+  if (2 %in% papers && !is.null(run <- read("cosine-router-k3-gradient.rds"))) {
+    rows <- c(rows, cosine_overspecified_verdicts(
+      run, read("cosine-router-k3-gradient-maximum.rds")$checks,
+      "cosine router (arXiv 2405.14131)", B,
+      rule = "least squares stopped by the relative gradient, with Newton polish and run-off guard",
+      maximum_file = "cosine-router-k3-gradient-maximum.rds"))
   }
   if (3 %in% papers && !is.null(run <- read("sigmoid-multinomial.rds"))) {
     p <- "sigmoid multinomial (arXiv 2602.01466)"
@@ -173,7 +189,16 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
 # run-offs (an extra tanh expert with slopes above 1000 turning into a step
 # function; eigenvalues near 1e-10), which the local check alone passes.
 regular_minimum <- function(checks) {
-  checks$at_maximum %in% TRUE & !is.na(checks$info_min) & checks$info_min > 1e-7
+  checks$at_maximum %in% TRUE & !is.na(checks$info_min) & checks$info_min > 1e-7 &
+    !on_boundary(checks)
+}
+
+# Perturbed-cosine least-squares fits whose best point over the closed v-ball
+# is on its boundary (study_maxima()'s column `boundary`; absent in checks
+# made before it: FALSE).
+on_boundary <- function(checks) {
+  if (is.null(checks$boundary)) return(rep(FALSE, nrow(checks)))
+  checks$boundary %in% TRUE
 }
 
 # The fits of a study that study_maxima() checked (`checks`), their loss
@@ -194,7 +219,8 @@ study_continued <- function(study, checks) {
 # fits' least-squares minima (study_maxima()'s Newton continuation of each
 # stored fit) when that check is shipped. Without it, or when fewer than 80%
 # of the fits at the largest n pass it, the slopes are not an estimator's.
-cosine_overspecified_verdicts <- function(run, checks, paper, B) {
+cosine_overspecified_verdicts <- function(run, checks, paper, B, rule = NULL,
+                                          maximum_file = "cosine-router-k3-maximum.rds") {
   routers <- c("perturbed_cosine", "cosine")
   if (!all(routers %in% names(run$studies))) return(list())
   studies <- run$studies
@@ -204,13 +230,19 @@ cosine_overspecified_verdicts <- function(run, checks, paper, B) {
   maximum_note <- function() {
     if (is.null(checks)) {
       return(list(ok = FALSE, text = paste0("no check that the fits reach the least-squares ",
-                                            "minimum is shipped (cosine-router-k3-maximum.rds)")))
+                                            "minimum is shipped (", maximum_file, ")")))
     }
     parts <- vapply(routers, function(r) {
       m <- checks[[r]]
       big <- m[m$n == max(m$n), ]
-      sprintf("%s %d of %d (n = %d: %d of %d)", r, sum(regular_minimum(m)), nrow(m),
-              max(m$n), sum(regular_minimum(big)), nrow(big))
+      guard <- run$studies[[r]]$runoff
+      extra <- if (!is.null(m$boundary)) {
+        sprintf("; %d on the boundary of the v-ball (no finite minimum)%s", sum(on_boundary(m)),
+                if (!is.null(guard)) sprintf(", %d of %d fits stopped by the run-off guard",
+                                             sum(guard == 1, na.rm = TRUE), length(guard)) else "")
+      } else ""
+      sprintf("%s %d of %d (n = %d: %d of %d%s)", r, sum(regular_minimum(m)), nrow(m),
+              max(m$n), sum(regular_minimum(big)), nrow(big), extra)
     }, "")
     share <- vapply(routers, function(r) {
       m <- checks[[r]]
@@ -226,6 +258,7 @@ cosine_overspecified_verdicts <- function(run, checks, paper, B) {
                             "split cells): cosine slow, perturbed (eps = 1) polynomial"),
               loss_experts = paste0("over-specified (k = 3): experts' term of the Voronoi loss: ",
                                     "cosine slow, perturbed (eps = 1) polynomial"))
+  if (!is.null(rule)) claims[] <- paste0(claims, " (", rule, ")")
   lapply(names(claims), function(l) {
     row <- verdict_row(paper, claims[[l]], studies, "perturbed_cosine", "cosine", l, theory, B)
     row$verdict <- if (note$ok) {

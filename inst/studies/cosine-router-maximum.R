@@ -15,7 +15,10 @@
 # improves, or --newton_maxit steps; computes the information there (scaled
 # to unit diagonal; its smallest eigenvalue beyond the invariances), the
 # largest expert slope norm (a tanh expert turning into a step function) and
-# every loss of the study at the continued point. --reps=R > 0 checks
+# every loss of the study at the continued point; for the perturbed router
+# also the best RSS over the closed v-ball from there (a best point on the
+# ball's boundary: a run-off, no finite minimum; columns ball_gain,
+# ball_ratio, boundary). --reps=R > 0 checks
 # replications 1..R only, --nmax sizes up to nmax only (at n = 1e5 a check costs about a minute: 2P score
 # passes per Newton step, P = 17). --studies: which routers to check;
 # --update=TRUE keeps the other routers' checks of an existing output (so the

@@ -145,3 +145,52 @@ test_that("the sharpening profile finds a higher likelihood than an over-specifi
   expect_gt(m$sharpen_gain, 1)
   expect_true(m$sharpen_top)
 })
+
+test_that("the v-ball check of perturbed-cosine least squares: objective, gradient, verdicts", {
+  # Over-specified (k = 3) perturbed cosine router, gradient rule with the
+  # Newton polish and the run-off guard at its default: at n = 1000, seed 4,
+  # the guard stops replications 1-4 and 6 of 6 (ratios 9.8-9.95; without it
+  # they run on to ratios 28-600), replication 5 is an interior fit (ratio 2.3).
+  ctl <- moe_control(tol = 1e-10, maxit = 1000, stop = "gradient", polish = "newton")
+  s <- study_setting_cosine("perturbed_cosine", n_grid = 1000, n_rep = 5, k = 3,
+                            two_start = 0, control = ctl)
+  st <- rate_study(s, seed = 4, progress = FALSE)
+  expect_identical(st$runoff, c(1, 1, 1, 1, 0))
+  # The problem's RSS at the stored fit is the compiled one, and its
+  # gradient in the polar parameters matches central differences.
+  # Replication 1's data, from the stream study_maxima() rebuilds it with.
+  data <- local({
+    restore <- moegate:::rng_snapshot()
+    on.exit(restore())
+    RNGkind("L'Ecuyer-CMRG")
+    assign(".Random.seed", moegate:::lecuyer_streams(4, 1)[[1]], envir = .GlobalEnv)
+    moegate:::study_data(s, 1000)
+  })
+  p <- st$params[[1]]
+  pr <- moegate:::ball_problem(s, data, p)
+  cp <- moegate:::params_to_cpp(p, s$expert, 3)
+  rss <- moegate:::cpp_lsq_objective(data$X, matrix(data$y), data$Z,
+                                     moegate:::gate_cpp_spec(s$gate), "tanh", cp$gate,
+                                     cp$expert$coef, NULL, 1L)$value
+  # The same RSS through v instead of w (division by ||w|| + eps_w): 1e-12.
+  expect_equal(pr$fn(pr$par0) * pr$n, rss, tolerance = 1e-12)
+  h <- 1e-6
+  num <- vapply(seq_along(pr$par0), function(j) {
+    e <- replace(numeric(length(pr$par0)), j, h)
+    (pr$fn(pr$par0 + e) - pr$fn(pr$par0 - e)) / (2 * h)
+  }, 0)
+  # Central differences of RSS / n (about 0.05) with h = 1e-6: error ~1e-9.
+  expect_equal(pr$gr(pr$par0), num, tolerance = 1e-6)
+  expect_equal(unname(sqrt(colSums(pr$v(pr$par0)^2))), unname(pr$par0[1:3]), tolerance = 1e-15)
+  # The checks: guard-stopped fits have their best point on the boundary of
+  # the ball (not a finite minimum), the interior fit inside, unmoved.
+  m <- study_maxima(st, newton_maxit = 10)
+  expect_identical(m$boundary, c(TRUE, TRUE, TRUE, TRUE, FALSE))
+  expect_true(all(m$ball_ratio[1:4] > 1e6))
+  expect_lt(m$ball_ratio[5], 10)
+  expect_false(any(m$at_maximum[1:4]))
+  expect_true(m$at_maximum[5])
+  expect_true(all(m$ball_gain[1:4] > 0))
+  expect_equal(m$ball_gain[5], 0, tolerance = 1e-12)
+  expect_error(study_maxima(st, boundary_tol = 0), class = "moe_error_boundary_tol")
+})

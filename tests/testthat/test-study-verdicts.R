@@ -240,3 +240,50 @@ test_that("the over-specified cosine-router rows use the losses at the checked m
   v <- study_verdicts(dir, B = 50, papers = 2)
   expect_match(v$verdict, "cosine 57 of 60 \\(n = 100000: 7 of 10\\)")
 })
+
+test_that("the gradient-rule cosine-router rows count v-ball boundary fits as off the minimum", {
+  dir <- tempfile()
+  dir.create(dir)
+  with_experts <- function(st, runoff = NULL) {
+    st$loss_experts <- st$loss
+    if (!is.null(runoff)) st$runoff <- runoff
+    st
+  }
+  pc <- fake_study(0, gap_rate = 0, seed = 2)
+  guard <- as.numeric(seq_len(nrow(pc)) %% 5 == 0)
+  run <- list(studies = list(cosine = with_experts(fake_study(0, gap_rate = 0)),
+                             perturbed_cosine = with_experts(pc, guard)))
+  saveRDS(run, file.path(dir, "cosine-router-k3-gradient.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
+  # Only the gradient file: its two rows, labelled by the rule.
+  expect_identical(nrow(v), 2L)
+  expect_match(v$claim, "relative gradient, with Newton polish and run-off guard")
+  expect_match(v$verdict, "cosine-router-k3-gradient-maximum.rds")
+  check_of <- function(st, rate, boundary = NULL) {
+    set.seed(3)
+    out <- data.frame(row = seq_len(nrow(st)), n = st$n, replication = st$replication,
+                      at_maximum = TRUE, info_min = 1e-3,
+                      loss = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)),
+                      loss_experts = st$n^rate * exp(rnorm(nrow(st), sd = 0.2)))
+    if (!is.null(boundary)) out$boundary <- boundary
+    out
+  }
+  # Every fit at a regular minimum: reproduced, 0 on the boundary.
+  checks <- list(cosine = check_of(run$studies$cosine, 0),
+                 perturbed_cosine = check_of(pc, -0.5, boundary = FALSE))
+  saveRDS(list(checks = checks), file.path(dir, "cosine-router-k3-gradient-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
+  expect_true(all(grepl("^reproduced", v$verdict)))
+  expect_match(v$verdict[1], sprintf(paste0("perturbed_cosine 60 of 60 \\(n = 100000: 10 of 10; ",
+                                            "0 on the boundary of the v-ball \\(no finite minimum\\), ",
+                                            "%d of 60 fits stopped by the run-off guard\\)"),
+                                     sum(guard)))
+  # Boundary fits (at_maximum still TRUE, as a check made before the column
+  # would say) are not at a regular minimum: 3 of 10 at the largest n.
+  big <- which(pc$n == max(pc$n))[1:3]
+  checks$perturbed_cosine$boundary[big] <- TRUE
+  saveRDS(list(checks = checks), file.path(dir, "cosine-router-k3-gradient-maximum.rds"))
+  v <- study_verdicts(dir, B = 50, papers = 2)
+  expect_true(all(grepl("^cannot be shown by simulation with these fits", v$verdict)))
+  expect_match(v$verdict[1], "perturbed_cosine 57 of 60 \\(n = 100000: 7 of 10; 3 on the boundary")
+})
