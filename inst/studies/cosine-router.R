@@ -32,6 +32,16 @@
 # towards the cosine router's norm invariance at |w| -> Inf, a run-off path
 # rather than a minimum, and its loss grows with the norms. CPU per fit
 # 0.58 -> 0.88 s (cosine), 0.73 -> 1.12 s (perturbed cosine).
+#
+# The shipped inst/extdata/cosine-router-k3-gradient.rds: --k=3 --stop=gradient
+# --sizes=6 --reps=12 --two_start=5 --eps001=FALSE --workers=1, seed 4, run
+# 2026-12-03 on ca7a1b9 (the run-off guard, moe_control(runoff_ratio = 10)),
+# nice 10 on 2 cores beside other work: cosine 1036 s, perturbed cosine 894 s.
+# The guard stopped 21 of the perturbed router's 72 fits (n = 1000: 10 of 12,
+# 2512: 8, 6310: 2, 15849: 1, larger n: 0) at ratios 7.6-13.1 (the bound is
+# 10 times the start's ratio when that is above 1); the other fits end at
+# ratios 1.03-10.5. Its study_maxima() check, cosine-router-maximum.R
+# --file=cosine-router-k3-gradient.rds: see that file's `seconds`.
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(workers = 2, sizes = 10, reps = 20, nmax = 1e5, two_start = 6,
                           seed = 4, stop = "loglik", file = "", k = 2, eps001 = TRUE,
