@@ -265,7 +265,8 @@ cosine_overspecified_verdicts <- function(run, checks, paper, B, rule = NULL,
       paste0(row$verdict, "; ", note$text)
     } else {
       paste0("cannot be shown by simulation with these fits (the slopes would be ", row$verdict,
-             "): too few fits reach the least-squares minimum at the largest n; ", note$text)
+             "): ", if (is.null(checks)) "" else "too few fits reach the least-squares minimum at the largest n; ",
+             note$text)
     }
     row
   })

@@ -208,6 +208,8 @@ test_that("the over-specified cosine-router rows use the losses at the checked m
   expect_match(v$claim, "over-specified \\(k = 3\\)")
   expect_true(all(grepl("^cannot be shown by simulation", v$verdict)))
   expect_match(v$verdict, "no check that the fits reach the least-squares minimum")
+  # Without a check nothing is claimed about how many fits reach the minimum.
+  expect_false(any(grepl("too few fits reach", v$verdict)))
   # The check continues the perturbed router's fits to losses falling like
   # n^(-1/2); every fit passes: the contrast is reproduced, from the
   # continued losses (not the stored ones).
