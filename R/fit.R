@@ -739,6 +739,14 @@ params_from_cpp <- function(gate_par, expert_par, expert, dims) {
 
 `%||%` <- function(a, b) if (is.null(a)) b else a
 
+# The largest entry of each row of a numeric matrix, by column-wise pmax()
+# (apply(x, 1, max) makes one R call per row: most of the time at large n).
+row_max <- function(x) {
+  m <- x[, 1]
+  for (j in seq_len(ncol(x))[-1]) m <- pmax(m, x[, j])
+  m
+}
+
 control_cpp <- function(control) {
   control[c("tol", "maxit", "nthreads", "trace", "gate_maxit", "gate_tol",
             "expert_maxit", "expert_tol", "accelerate", "gate_optimizer", "stop", "grad_tol",

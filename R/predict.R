@@ -202,7 +202,7 @@ posterior_probs <- function(object, nd, core) {
     }, numeric(nrow(mu)))
   }
   a <- core$log_gate + matrix(logf, ncol = object$k)
-  m <- apply(a, 1, max)
+  m <- row_max(a)
   post <- exp(a - m)
   post <- post / rowSums(post)
   dimnames(post) <- dimnames(core$gate)

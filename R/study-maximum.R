@@ -69,6 +69,11 @@
 #' to infinite gate norms: a run-off, not a finite minimum (column
 #' `boundary`).
 #'
+#' The fits are checked through the future framework
+#' ([future.apply::future_lapply()], one task per fit on the random stream of
+#' its replication and size), so `future::plan(multisession)` spreads them
+#' over workers and the result does not depend on the plan.
+#'
 #' @param study A [rate_study()] result of one batch (one seed) fitted by
 #'   maximum likelihood, with its stored parameters.
 #' @param rows Row numbers of `study` to check (default all with a fit).
@@ -82,6 +87,7 @@
 #' @param boundary_tol Least-squares perturbed-cosine studies: the best point
 #'   over the closed v-ball is on its boundary when the radius of the
 #'   smallest ball enclosing its \eqn{v_i} is at least `1 - boundary_tol`.
+#' @param progress Show a progress bar (through progressr)?
 #' @return A data frame with one row per fit: `row`, `n`, `replication`,
 #'   `loglik` (stored), `criterion` (relative gradient at the stored
 #'   estimate), `newton_steps`, `newton_stop` (what ended the continuation:
@@ -132,7 +138,7 @@
 #' }
 #' @export
 study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
-                         sharpen = NULL, boundary_tol = 1e-6) {
+                         sharpen = NULL, boundary_tol = 1e-6, progress = FALSE) {
   if (!inherits(study, "moe_rate_study") || !inherits(attr(study, "setting"), "moe_study_setting")) {
     stop_arg("study", "a rate_study() result with its setting", got = study)
   }
@@ -156,6 +162,7 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
   check_number(grad_tol, "grad_tol", lower = 0, lower_open = TRUE)
   newton_maxit <- check_count(newton_maxit, "newton_maxit")
   check_number(boundary_tol, "boundary_tol", lower = 0, upper = 1, lower_open = TRUE)
+  check_flag(progress, "progress")
   ball <- ball_check_applies(setting)
   if (!is.null(sharpen)) {
     if (!is.numeric(sharpen) || length(sharpen) == 0 || anyNA(sharpen) || any(sharpen < 1) ||
@@ -233,7 +240,7 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     if (!is.null(sharpen)) {
       prof <- sharpen_profile(ev, cont$theta, sharpen, grad_tol, newton_maxit, setting,
                             attr(losses, "cells"))
-      profiles[[length(profiles) + 1]] <<- cbind(row = i, prof)
+      attr(row, "profile") <- cbind(row = i, prof)
       # NA where no profile point could be maximised.
       best <- if (any(is.finite(prof$loglik))) max(prof$loglik, na.rm = TRUE) else NA_real_
       row$sharpen_gain <- best - cont$loglik
@@ -243,18 +250,22 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     row$error <- NA_character_
     row
   }
-  profiles <- list()
   n_null <- invariant_directions(setting$gate, nrow(setting$truth$gate$W), setting$k)
-  out <- lapply(seq_along(rows), function(j) {
+  # One task per fit, each on the random stream of its replication and size,
+  # so the result does not depend on the future plan.
+  out <- future_tasks(length(rows), function(j) {
     i <- rows[j]
-    assign(".Random.seed", streams[[task[j]]], envir = .GlobalEnv)
     data <- study_data(setting, study$n[i])
     tryCatch(check_one(i, data), error = function(e) {
       data.frame(row = i, n = study$n[i], replication = study$replication[i],
                  error = conditionMessage(e))
     })
-  })
-  out <- rbind_fill(out)
+  }, progress = progress, seed = streams[task], future.scheduling = Inf)
+  profiles <- lapply(out, attr, "profile")
+  out <- rbind_fill(lapply(out, function(x) {
+    attr(x, "profile") <- NULL
+    x
+  }))
   rownames(out) <- NULL
   if (!is.null(sharpen)) attr(out, "profile") <- do.call(rbind, profiles)
   out
@@ -462,7 +473,7 @@ ball_problem <- function(setting, data, params) {
     V <- sweep(x$D, 2, x$r, "*")
     S <- Ut %*% V
     H <- if (inside) sweep(S, 2, x$b0, "+") / tau else sweep(S / tau, 2, x$b0, "+")
-    H <- H - apply(H, 1, max)
+    H <- H - row_max(H)
     G <- exp(H)
     G <- G / rowSums(G)
     eta <- X %*% x$A
@@ -470,13 +481,24 @@ ball_problem <- function(setting, data, params) {
     m <- rowSums(G * Mu)
     list(V = V, G = G, Mu = Mu, e = y - m, m = m)
   }
+  # optim() asks for fn and gr at the same point: keep the last forward pass.
+  last <- new.env(parent = emptyenv())
+  pass <- function(par) {
+    if (!identical(par, last$par)) {
+      last$x <- parts(par)
+      last$f <- forward(last$x)
+      last$par <- par
+    }
+    last
+  }
   fn <- function(par) {
-    f <- forward(parts(par))
+    f <- pass(par)$f
     sum(f$e^2) / n
   }
   gr <- function(par) {
-    x <- parts(par)
-    f <- forward(x)
+    p <- pass(par)
+    x <- p$x
+    f <- p$f
     # d (RSS / n) / d h_ni = -2 e_n G_ni (Mu_ni - m_n) / n
     dH <- (-2 / n) * f$e * f$G * (f$Mu - f$m)
     dS <- dH / tau

@@ -103,19 +103,20 @@ study_verdicts <- function(dir = system.file("extdata", package = "moegate"), B 
         run$studies, "perturbed_cosine_eps001", NULL, "loss", "n^(-1/2)..n^(-1/4)", B,
         theory_slope = c(-0.5, -0.25))
   }
-  if (2 %in% papers && !is.null(run <- read("cosine-router-k3.rds"))) {
-    rows <- c(rows, cosine_overspecified_verdicts(run, read("cosine-router-k3-maximum.rds")$checks,
-                                                  "cosine router (arXiv 2405.14131)", B))
-  }
-  # The same study at the gradient rule with the Newton polish and the
-  # run-off guard (cosine-router.R --k=3 --stop=gradient), checked by
-  # cosine-router-maximum.R --file=cosine-router-k3-gradient.rds.
-  if (2 %in% papers && !is.null(run <- read("cosine-router-k3-gradient.rds"))) {
+  # The over-specified (k = 3) study (cosine-router.R --k=3) and the same
+  # study at the gradient rule with the Newton polish and the run-off guard
+  # (--stop=gradient), each with its study_maxima() check
+  # (cosine-router-maximum.R --file=<study file>) in <study file>-maximum.rds.
+  k3_rules <- list("cosine-router-k3.rds" = NULL,
+                   "cosine-router-k3-gradient.rds" = paste(
+                     "least squares stopped by the relative gradient, with Newton polish",
+                     "and run-off guard"))
+  for (file in names(k3_rules)) {
+    if (!(2 %in% papers) || is.null(run <- read(file))) next
+    maximum_file <- sub("\\.rds$", "-maximum.rds", file)
     rows <- c(rows, cosine_overspecified_verdicts(
-      run, read("cosine-router-k3-gradient-maximum.rds")$checks,
-      "cosine router (arXiv 2405.14131)", B,
-      rule = "least squares stopped by the relative gradient, with Newton polish and run-off guard",
-      maximum_file = "cosine-router-k3-gradient-maximum.rds"))
+      run, read(maximum_file)$checks, "cosine router (arXiv 2405.14131)", B,
+      rule = k3_rules[[file]], maximum_file = maximum_file))
   }
   if (3 %in% papers && !is.null(run <- read("sigmoid-multinomial.rds"))) {
     p <- "sigmoid multinomial (arXiv 2602.01466)"

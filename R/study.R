@@ -391,7 +391,8 @@ study_globals <- function(globals, frame) {
 # not depend on the plan), with a progressr bar when `progress` is TRUE and
 # progressr is installed. enable = TRUE: progressr disables itself outside
 # interactive sessions by default, which would hide the bar of a script run
-# with Rscript. `...`: further future_lapply() arguments.
+# with Rscript. `seed`: an integer seed, or a list of n_tasks L'Ecuyer-CMRG
+# streams (one per task). `...`: further future_lapply() arguments.
 future_tasks <- function(n_tasks, task, progress, seed, ...) {
   run_all <- function() {
     tick <- if (has_progressr()) progressr::progressor(steps = n_tasks) else function(...) NULL
@@ -399,7 +400,7 @@ future_tasks <- function(n_tasks, task, progress, seed, ...) {
       res <- task(i)
       tick()
       res
-    }, future.seed = as.integer(seed), ...)
+    }, future.seed = if (is.list(seed)) seed else as.integer(seed), ...)
   }
   if (progress && has_progressr()) progressr::with_progress(run_all(), enable = TRUE) else run_all()
 }

@@ -4,7 +4,7 @@
 #
 #   Rscript inst/studies/cosine-router-maximum.R [--file=cosine-router-k3.rds]
 #           [--newton_maxit=30] [--reps=0] [--nmax=Inf] [--studies=cosine,perturbed_cosine]
-#           [--update=FALSE] [--out=DIR]
+#           [--update=FALSE] [--workers=2] [--out=DIR]
 #
 # For every fit of --file (written by cosine-router.R --k=3), study_maxima()
 # rebuilds the replication's data, continues the fit by damped Newton steps on
@@ -22,17 +22,20 @@
 # replications 1..R only, --nmax sizes up to nmax only (at n = 1e5 a check costs about a minute: 2P score
 # passes per Newton step, P = 17). --studies: which routers to check;
 # --update=TRUE keeps the other routers' checks of an existing output (so the
-# routers can be checked one at a time). Writes
+# routers can be checked one at a time); --workers: parallel R sessions
+# (future::multisession; the fits are checked one per task on their own random
+# streams, so the result does not depend on it). Writes
 # cosine-router-k3-maximum.rds: a list with `checks` (one study_maxima()
 # table per router), the seconds, the date and the machine.
 suppressPackageStartupMessages(library(moegate))
 opt <- study_options(list(file = "cosine-router-k3.rds", newton_maxit = 30, reps = 0, nmax = Inf,
-                          studies = "", update = FALSE,
+                          studies = "", update = FALSE, workers = 2,
                           out = if (dir.exists("inst")) file.path("inst", "extdata") else "."))
 path <- c(file.path(opt$out, opt$file), system.file("extdata", opt$file, package = "moegate"))
 path <- path[nzchar(path) & file.exists(path)]
 if (!length(path)) stop("no ", opt$file, " found")
 run <- readRDS(path[1])
+if (opt$workers > 1) future::plan(future::multisession, workers = opt$workers)
 t0 <- proc.time()[["elapsed"]]
 todo <- if (nzchar(opt$studies)) strsplit(opt$studies, ",")[[1]] else names(run$studies)
 checks <- lapply(run$studies[intersect(names(run$studies), todo)], function(st) {
@@ -44,6 +47,7 @@ checks <- lapply(run$studies[intersect(names(run$studies), todo)], function(st) 
   m
 })
 seconds <- proc.time()[["elapsed"]] - t0
+future::plan(future::sequential)
 target <- file.path(opt$out, sub("\\.rds$", "-maximum.rds", opt$file))
 if (isTRUE(opt$update) && file.exists(target)) {
   old <- readRDS(target)
@@ -54,7 +58,8 @@ if (isTRUE(opt$update) && file.exists(target)) {
 result <- list(checks = checks, seconds = seconds,
                date = format(Sys.time(), "%Y-%m-%d %H:%M UTC", tz = "UTC"),
                machine = moegate:::study_machine(),
-               newton_maxit = opt$newton_maxit, reps = opt$reps, nmax = opt$nmax, source = opt$file)
+               newton_maxit = opt$newton_maxit, reps = opt$reps, nmax = opt$nmax, source = opt$file,
+               workers = opt$workers)
 saveRDS(result, target)
 print(lapply(checks, function(x) x[, c("n", "replication", "criterion", "newton_steps",
                                         "at_maximum", "expert_slope", "loss")]))

@@ -42,7 +42,11 @@ test_that("least-squares fits are continued to the minimum of the RSS, invarianc
     st <- rate_study(s, seed = 2, progress = FALSE)
     m <- study_maxima(st)
     expect_true(m$at_maximum, info = router)
-    expect_lte(m$criterion_after, 1e-9)
+    # Stopped by the criterion, or by a step whose gain is at the rounding
+    # level of the RSS with the criterion within the study's own tolerance
+    # (which of the two depends on the machine's libm at the last digits).
+    expect_true(m$newton_stop %in% c("criterion", "rounding"), info = router)
+    expect_lte(m$criterion_after, if (m$newton_stop == "criterion") 1e-9 else 1e-6)
     expect_gt(m$info_min, 1e-6)
     expect_lt(m$info_null, 1e-6)
     expect_gte(m$loglik_gain, 0)
@@ -193,4 +197,19 @@ test_that("the v-ball check of perturbed-cosine least squares: objective, gradie
   expect_true(all(m$ball_gain[1:4] > 0))
   expect_equal(m$ball_gain[5], 0, tolerance = 1e-12)
   expect_error(study_maxima(st, boundary_tol = 0), class = "moe_error_boundary_tol")
+})
+
+test_that("study_maxima() gives the same checks and profiles under a 2-worker plan", {
+  skip_on_cran()
+  skip_if_not_installed("future")
+  old <- future::plan(future::sequential)
+  on.exit(future::plan(old), add = TRUE)
+  st <- step_study(c(200, 400))
+  seq_m <- study_maxima(st, sharpen = c(2, 4), newton_maxit = 5)
+  future::plan(future::multisession, workers = 2)
+  par_m <- study_maxima(st, sharpen = c(2, 4), newton_maxit = 5)
+  future::plan(future::sequential)
+  expect_identical(par_m, seq_m)
+  expect_equal(nrow(seq_m), 2)
+  expect_setequal(unique(attr(seq_m, "profile")$row), seq_m$row)
 })
