@@ -20,6 +20,8 @@ test_that("study_maxima() validates its arguments", {
   expect_error(study_maxima(st, rows = 2), class = "moe_error_rows")
   expect_error(study_maxima(st, grad_tol = 0), class = "moe_error_grad_tol")
   expect_error(study_maxima(st, sharpen = 0.5), class = "moe_error_sharpen")
+  expect_error(study_maxima(st, progress = NA), class = "moe_error_progress")
+  expect_error(study_maxima(st, progress = "yes"), class = "moe_error_progress")
   s <- attr(st, "setting")
   s$method <- "other"
   bad <- st
