@@ -145,3 +145,22 @@ test_that("multinomial k-means starts cluster the covariates, not the classes", 
   expect_setequal(unique(groups), 1:3)
   expect_identical(start(), groups)  # reproducible from the seed
 })
+
+test_that("the k-means start passes on no warning of stats::kmeans(), and the same partition", {
+  # 2e4 Gaussian rows (seed 2): Hartigan-Wong's quick-transfer stage stops at
+  # its 1e6 steps and kmeans() warns; the start uses the partition either way.
+  set.seed(2)
+  X <- cbind(1, matrix(rnorm(4e4), ncol = 2))
+  Y <- matrix(rnorm(2e4))
+  prep <- moegate:::kmeans_data(X, Y)
+  set.seed(1)
+  expect_warning(km <- stats::kmeans(prep$data, centers = 3, iter.max = 30))
+  set.seed(1)
+  expect_no_warning(g <- moegate:::kmeans_groups(X, Y, 3, prep))
+  expect_identical(g, moegate:::cpp_nearest_centre(X, which(prep$keep_x), Y,
+                                                   as.numeric(prep$scales), unname(km$centers)))
+  # A fit from there warns of nothing either.
+  d <- data.frame(x1 = X[, 2], x2 = X[, 3], y = Y[, 1])
+  set.seed(1)
+  expect_no_warning(moe(y ~ x1 + x2, data = d, k = 3))
+})
