@@ -183,9 +183,10 @@ study_maxima <- function(study, rows = NULL, grad_tol = 1e-9, newton_maxit = 30,
     match(study$n[rows], setting$n_grid)
   if (anyNA(task)) stop_arg("rows", "rows whose n is in the setting's grid")
   streams <- lecuyer_streams(seed, max(task))
+  # future.seed switches the session to L'Ecuyer-CMRG on some plans: restore
+  # the caller's generator and stream.
   restore_rng <- rng_snapshot()
   on.exit(restore_rng(), add = TRUE)
-  RNGkind("L'Ecuyer-CMRG")
   # The checks of one fit (row i of the study) on its rebuilt data.
   check_one <- function(i, data) {
     ev <- maximum_evaluator(setting, data, study$params[[i]])
