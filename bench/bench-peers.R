@@ -63,16 +63,19 @@ try_time <- function(fun) {
   })
 }
 
-# Each fit: its timing, iterations, reported and recomputed log-likelihood.
-fit_row <- function(case, n, rep, package, variant, timed, iter, reported, params, s) {
-  failed <- is.null(timed$value)
-  ll <- if (failed || is.null(params)) NA_real_ else {
-    loglik_softmax_moe(s$y, s$X, s$Z, params$W, params$b0, params$coef, params$sigma2)
+# Each fit: its timing, and from the returned fit (`extract(value)`: list of
+# iter, reported log-likelihood, params) its iterations, reported and
+# recomputed log-likelihood; NA for a fit that ended in an error.
+fit_row <- function(case, n, rep, package, variant, timed, extract, s) {
+  fit <- if (is.null(timed$value)) list(iter = NA_integer_, reported = NA_real_) else
+    extract(timed$value)
+  p <- fit$params
+  ll <- if (is.null(p)) NA_real_ else {
+    loglik_softmax_moe(s$y, s$X, s$Z, p$W, p$b0, p$coef, p$sigma2)
   }
   data.frame(case = case, n = n, rep = rep, package = package, variant = variant,
-             cpu_s = timed$cpu, elapsed_s = timed$seconds,
-             iterations = if (failed) NA_integer_ else as.integer(iter),
-             loglik_reported = if (failed) NA_real_ else reported, loglik = ll,
+             cpu_s = timed$cpu, elapsed_s = timed$seconds, iterations = as.integer(fit$iter),
+             loglik_reported = fit$reported, loglik = ll,
              warnings = length(timed$warnings), error = timed$error %||% NA_character_,
              load_average = load_average())
 }
@@ -80,42 +83,43 @@ fit_row <- function(case, n, rep, package, variant, timed, iter, reported, param
 moegate_row <- function(case, n, rep, s, k) {
   set.seed(1000 + rep)
   tm <- time_call(function() moe(y ~ x1 + x2, data = s$data, k = k))
-  f <- tm$value
-  p <- list(W = f$params$gate$W, b0 = f$params$gate$b0, coef = f$params$expert$coef,
-            sigma2 = f$params$expert$sigma2)
-  fit_row(case, n, rep, "moegate", "defaults", tm, f$iter, f$loglik, p, s)
+  fit_row(case, n, rep, "moegate", "defaults", tm, function(f) {
+    list(iter = f$iter, reported = f$loglik,
+         params = list(W = f$params$gate$W, b0 = f$params$gate$b0,
+                       coef = f$params$expert$coef, sigma2 = f$params$expert$sigma2))
+  }, s)
 }
 
 # hmeEM: lambda = 1 / (1 + exp(-[1, x]'w)) is the weight of component 1.
-hme_params <- function(f) {
-  list(W = cbind(f$w[-1], 0), b0 = c(f$w[1], 0), coef = f$beta, sigma2 = f$sigma^2)
+hme_fit <- function(f) {
+  list(iter = length(f$all.loglik) - 1L, reported = f$loglik,
+       params = list(W = cbind(f$w[-1], 0), b0 = c(f$w[1], 0), coef = f$beta,
+                     sigma2 = f$sigma^2))
 }
 hme_rows <- function(n, rep, s) {
   set.seed(1000 + rep)
   th <- try_time(function() mixtools::hmeEM(s$y, s$Z, k = 2, verb = FALSE))
   # hmeEM prints "number of iterations= ..." and start restarts: not timed
   # separately, they are part of its defaults.
-  out <- list(fit_row("k = 2", n, rep, "mixtools", "hmeEM defaults", th,
-                      length(th$value$all.loglik) - 1L, th$value$loglik,
-                      if (!is.null(th$value)) hme_params(th$value), s))
   w_true <- c(truth2$b0[1] - truth2$b0[2], truth2$W[, 1] - truth2$W[, 2])
   tt <- try_time(function() {
     mixtools::hmeEM(s$y, s$Z, beta = truth2$coef, sigma = sqrt(truth2$sigma2), w = w_true,
                     k = 2, verb = FALSE)
   })
-  out[[2]] <- fit_row("k = 2", n, rep, "mixtools", "hmeEM from the truth", tt,
-                      length(tt$value$all.loglik) - 1L, tt$value$loglik,
-                      if (!is.null(tt$value)) hme_params(tt$value), s)
-  do.call(rbind, out)
+  rbind(fit_row("k = 2", n, rep, "mixtools", "hmeEM defaults", th, hme_fit, s),
+        fit_row("k = 2", n, rep, "mixtools", "hmeEM from the truth", tt, hme_fit, s))
 }
 
 # MoE_clust: multinomial gate with component 1 as reference (nnet::multinom).
-clust_params <- function(f, k) {
-  gc <- stats::coef(f$gating)
-  gc <- if (is.null(dim(gc))) matrix(gc, 1) else gc
-  list(W = cbind(0, t(gc[, -1, drop = FALSE])), b0 = c(0, gc[, 1]),
-       coef = vapply(seq_len(k), function(g) stats::coef(f$expert[[g]]), numeric(3)),
-       sigma2 = f$parameters$variance$sigmasq)
+clust_fit <- function(k) {
+  function(f) {
+    gc <- stats::coef(f$gating)
+    gc <- if (is.null(dim(gc))) matrix(gc, 1) else gc
+    list(iter = f$iters, reported = utils::tail(f$loglik, 1),
+         params = list(W = cbind(0, t(gc[, -1, drop = FALSE])), b0 = c(0, gc[, 1]),
+                       coef = vapply(seq_len(k), function(g) stats::coef(f$expert[[g]]), numeric(3)),
+                       sigma2 = f$parameters$variance$sigmasq))
+  }
 }
 clust_row <- function(case, n, rep, s, k) {
   rows <- lapply(clust_variants, function(v) {
@@ -127,10 +131,8 @@ clust_row <- function(case, n, rep, s, k) {
       MoEClust::MoE_clust(s$y, G = k, gating = ~ x1 + x2, expert = ~ x1 + x2,
                           network.data = s$data, modelNames = "V", control = ctl)
     })
-    f <- tc$value
     label <- if (is.null(init)) "MoE_clust defaults" else paste0("MoE_clust init.z = ", init)
-    fit_row(case, n, rep, "MoEClust", label, tc, f$iters, utils::tail(f$loglik, 1),
-            if (!is.null(f)) clust_params(f, k), s)
+    fit_row(case, n, rep, "MoEClust", label, tc, clust_fit(k), s)
   })
   do.call(rbind, rows)
 }
